@@ -1,0 +1,3 @@
+from ccr_fast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Compiled Cython hot paths (built from ext/*.pyx). May be empty: see ccr_fast._speedups."""
