@@ -1,0 +1,547 @@
+"""Schema checks: interpolated config data in, a `Config` and every problem with it out.
+
+Checking and converting are one pass, so each rule lives in one place: the code that reads `PORT` is the
+code that rejects `"abc"`. A rejected value is replaced by its default and the pass goes on, so one run
+reports everything wrong with a file instead of one mistake per restart. Errors stop the load (the caller
+raises them together); warnings (unknown keys, models a provider does not list, unresolved environment
+variables) travel with the snapshot in `Config.warnings`.
+
+Integers and booleans are also accepted as strings ("3456", "false"): environment interpolation only
+produces strings, and CCR's UI writes `API_TIMEOUT_MS` as one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from ccr_fast.config.errors import Problem
+from ccr_fast.config.model import (
+    EMPTY,
+    Config,
+    FrozenDict,
+    ProviderConfig,
+    RouterConfig,
+    available_cpus,
+    freeze,
+)
+from ccr_fast.config.redact import redact_text
+
+DEFAULTS = Config()
+DEFAULT_ROUTER = RouterConfig()
+
+#: Every top-level key: CCR's, then ccr-fast's own. Anything else is reported as unknown.
+CCR_KEYS = frozenset(
+    {
+        "PORT",
+        "HOST",
+        "APIKEY",
+        "LOG",
+        "LOG_LEVEL",
+        "API_TIMEOUT_MS",
+        "PROXY_URL",
+        "NON_INTERACTIVE_MODE",
+        "CUSTOM_ROUTER_PATH",
+        "REWRITE_SYSTEM_PROMPT",
+        "CLAUDE_PATH",
+        "ANTHROPIC_SMALL_FAST_MODEL",
+        "forceUseImageAgent",
+        "StatusLine",
+        "Providers",
+        "providers",
+        "Router",
+        "transformers",
+        "fallback",
+    }
+)
+OWN_KEYS = frozenset({"MAX_BODY_SIZE", "WORKERS", "SHUTDOWN_TIMEOUT_MS", "UPSTREAM_POOL_SIZE"})
+KNOWN_KEYS = CCR_KEYS | OWN_KEYS
+
+PROVIDER_KEYS = frozenset({"name", "api_base_url", "api_key", "models", "transformer", "tokenizer"})
+#: `Router` scenario keys (CCR's spelling) -> RouterConfig field.
+ROUTER_SLOTS: Mapping[str, str] = {
+    "default": "default",
+    "background": "background",
+    "think": "think",
+    "longContext": "long_context",
+    "webSearch": "web_search",
+    "image": "image",
+}
+ROUTER_KEYS = frozenset({*ROUTER_SLOTS, "longContextThreshold"})
+FALLBACK_SCENARIOS = frozenset(ROUTER_SLOTS)
+
+#: Accepted `LOG_LEVEL` spellings (CCR's pino levels included) -> the level ccr-fast logs at.
+LOG_LEVELS: Mapping[str, str] = {
+    "trace": "debug",
+    "debug": "debug",
+    "info": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+    "fatal": "error",
+}
+
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_DIGITS = re.compile(r"\s*[0-9]+\s*")
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_MAX_SHOWN = 60
+_PATH_SEPARATOR = re.compile(r"[.\[]")
+_QUOTED_TOP_KEY = re.compile(r'\[("(?:[^"\\]|\\.)*")\]')
+
+
+def child(path: str, key: str | int) -> str:
+    """The path of `key` under `path`, written as in JavaScript: `Providers[1].transformer["gpt-4o"].use`."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _IDENTIFIER.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{orjson.dumps(key).decode()}]"
+
+
+def describe(value: Any, *, secret: bool = False) -> str:
+    """A short rendering of a rejected value for messages; secrets only by their type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if secret:
+        return "a string" if isinstance(value, str) else "a number"
+    if isinstance(value, str):
+        shown = orjson.dumps(redact_text(value)).decode()
+        return shown if len(shown) <= _MAX_SHOWN else shown[: _MAX_SHOWN - 4] + '..."'
+    return repr(value)
+
+
+class _Checker:
+    """Collects problems while reading values; each reader returns a usable value whatever it finds."""
+
+    def __init__(self, notes: Sequence[Problem]) -> None:
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = list(notes)
+
+    def error(self, path: str, reason: str) -> None:
+        self.errors.append(Problem(path, reason))
+
+    def warn(self, path: str, reason: str) -> None:
+        self.warnings.append(Problem(path, reason))
+
+    def unknown_keys(self, path: str, value: Mapping[str, Any], known: frozenset[str]) -> None:
+        for key in value:
+            if key not in known:
+                self.warn(child(path, key), "unknown key, ignored")
+
+    def integer(self, path: str, value: Any, default: int, low: int, high: int | None = None) -> int:
+        if value is None:
+            return default
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and _DIGITS.fullmatch(value):
+            number = int(value)
+        if number is None or number < low or (high is not None and number > high):
+            bounds = f"{low}-{high}" if high is not None else f">= {low}"
+            self.error(path, f"expected an integer {bounds}, got {describe(value)}")
+            return default
+        return number
+
+    def boolean(self, path: str, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self.error(path, f"expected true or false, got {describe(value)}")
+        return default
+
+    def text(self, path: str, value: Any, *, secret: bool = False) -> str | None:
+        """An optional string; CCR's UI writes unset ones as "", which counts as unset."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return value
+        self.error(path, f"expected a string, got {describe(value, secret=secret)}")
+        return None
+
+    def required_text(self, path: str, value: Any, *, secret: bool = False) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.error(path, "missing or empty")
+            return None
+        return self.text(path, value, secret=secret)
+
+    def mapping(self, path: str, value: Any, what: str = "an object") -> Mapping[str, Any] | None:
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            return value
+        self.error(path, f"expected {what}, got {describe(value)}")
+        return None
+
+    def sequence(self, path: str, value: Any, what: str) -> Sequence[Any]:
+        if value is None:
+            return ()
+        if isinstance(value, list | tuple):
+            return value
+        self.error(path, f"expected {what}, got {describe(value)}")
+        return ()
+
+    def size(self, path: str, value: Any, default: int) -> int:
+        """Bytes, as an integer or a string with a binary unit: 1048576, "512kb", "32mb", "1.5 GiB"."""
+        if value is None:
+            return default
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        found = _SIZE.fullmatch(value) if isinstance(value, str) else None
+        if found is not None:
+            number, unit, _ = found.groups()
+            size = int(float(number) * 1024 ** _SIZE_POWERS[unit.lower()])
+            if size > 0:
+                return size
+        self.error(
+            path,
+            f'expected a size in bytes (an integer > 0 or a string such as "32mb"), got {describe(value)}',
+        )
+        return default
+
+
+def check(
+    data: Mapping[str, Any], *, source: str, env: Mapping[str, str], notes: Sequence[Problem] = ()
+) -> tuple[Config, list[Problem]]:
+    """Check interpolated config data; returns the snapshot and the errors (empty when it is valid).
+
+    The snapshot is built even when there are errors, with defaults in place of rejected values, and is
+    only meant to be used when the error list is empty. `notes` are earlier warnings (such as unresolved
+    environment variables) that should travel with it.
+    """
+    raw: FrozenDict = freeze(data)
+    c = _Checker(notes)
+    c.unknown_keys("", raw, KNOWN_KEYS)
+
+    providers = _providers(c, raw)
+    # The same lookup the request path uses, so validation resolves names exactly as routing will.
+    lookup = Config(providers=providers).provider
+
+    apikey = c.text("APIKEY", raw.get("APIKEY"), secret=True)
+    host = _host(c, raw.get("HOST"), apikey)
+    config = Config(
+        port=_port(c, raw.get("PORT"), env),
+        host=host,
+        apikey=apikey,
+        log=c.boolean("LOG", raw.get("LOG"), DEFAULTS.log),
+        log_level=_log_level(c, raw.get("LOG_LEVEL")),
+        api_timeout_ms=c.integer("API_TIMEOUT_MS", raw.get("API_TIMEOUT_MS"), DEFAULTS.api_timeout_ms, 1),
+        proxy_url=_proxy_url(c, raw.get("PROXY_URL"), env),
+        non_interactive_mode=c.boolean(
+            "NON_INTERACTIVE_MODE", raw.get("NON_INTERACTIVE_MODE"), DEFAULTS.non_interactive_mode
+        ),
+        custom_router_path=c.text("CUSTOM_ROUTER_PATH", raw.get("CUSTOM_ROUTER_PATH")),
+        rewrite_system_prompt=c.text("REWRITE_SYSTEM_PROMPT", raw.get("REWRITE_SYSTEM_PROMPT")),
+        claude_path=c.text("CLAUDE_PATH", raw.get("CLAUDE_PATH")),
+        anthropic_small_fast_model=c.text(
+            "ANTHROPIC_SMALL_FAST_MODEL", raw.get("ANTHROPIC_SMALL_FAST_MODEL")
+        ),
+        force_use_image_agent=c.boolean(
+            "forceUseImageAgent", raw.get("forceUseImageAgent"), DEFAULTS.force_use_image_agent
+        ),
+        status_line=c.mapping("StatusLine", raw.get("StatusLine")) or EMPTY,
+        providers=providers,
+        router=_router(c, raw.get("Router"), lookup, has_providers=bool(providers)),
+        transformers=_plugins(c, raw.get("transformers")),
+        fallback=_fallback(c, raw.get("fallback"), lookup),
+        max_body_size=c.size("MAX_BODY_SIZE", raw.get("MAX_BODY_SIZE"), DEFAULTS.max_body_size),
+        workers=c.integer("WORKERS", raw.get("WORKERS"), available_cpus(), 1),
+        shutdown_timeout_ms=c.integer(
+            "SHUTDOWN_TIMEOUT_MS", raw.get("SHUTDOWN_TIMEOUT_MS"), DEFAULTS.shutdown_timeout_ms, 0
+        ),
+        upstream_pool_size=c.integer(
+            "UPSTREAM_POOL_SIZE", raw.get("UPSTREAM_POOL_SIZE"), DEFAULTS.upstream_pool_size, 1
+        ),
+        raw=raw,
+        source=source,
+        warnings=tuple(str(w) for w in _in_file_order(c.warnings, raw)),
+    )
+    return config, _in_file_order(c.errors, raw)
+
+
+def _in_file_order(problems: list[Problem], raw: Mapping[str, Any]) -> list[Problem]:
+    """Problems sorted by where their top-level key sits in the file (checks run in dependency order)."""
+    position = {key: i for i, key in enumerate(raw)}
+    position[""] = -1  # about the whole file: first
+    return sorted(problems, key=lambda p: position.get(_top_key(p.path), len(raw)))  # absent keys: last
+
+
+def _top_key(path: str) -> str:
+    quoted = _QUOTED_TOP_KEY.match(path)
+    if quoted:
+        key: str = orjson.loads(quoted.group(1))
+        return key
+    return _PATH_SEPARATOR.split(path, maxsplit=1)[0]
+
+
+def _port(c: _Checker, value: Any, env: Mapping[str, str]) -> int:
+    port = c.integer("PORT", value, DEFAULTS.port, 1, 65535)
+    override = env.get("SERVICE_PORT")
+    if override:  # CCR: the environment wins over the file
+        port = c.integer("env SERVICE_PORT", override, port, 1, 65535)
+    return port
+
+
+def _host(c: _Checker, value: Any, apikey: str | None) -> str:
+    host = c.text("HOST", value) or DEFAULTS.host
+    if apikey is None and not _is_loopback(host):
+        # CCR's safety rule: never expose an unauthenticated router beyond this machine.
+        c.warn(
+            "HOST",
+            f"{describe(host)} is reachable from other machines but APIKEY is not set; using 127.0.0.1",
+        )
+        return DEFAULTS.host
+    return host
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _log_level(c: _Checker, value: Any) -> str:
+    if value is None or value == "":
+        return DEFAULTS.log_level
+    if isinstance(value, str) and value.strip().lower() in LOG_LEVELS:
+        return LOG_LEVELS[value.strip().lower()]
+    c.error("LOG_LEVEL", f"expected one of debug, info, warn, warning, error, got {describe(value)}")
+    return DEFAULTS.log_level
+
+
+def _proxy_url(c: _Checker, value: Any, env: Mapping[str, str]) -> str | None:
+    url = c.text("PROXY_URL", value)
+    if url is None:
+        return env.get("HTTPS_PROXY") or env.get("https_proxy") or None
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        # The value is not echoed: a malformed proxy URL may still hold a password.
+        c.error("PROXY_URL", "expected a proxy URL such as http://host:8080 (value not shown)")
+        return None
+    return url
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _providers(c: _Checker, raw: Mapping[str, Any]) -> tuple[ProviderConfig, ...]:
+    key = "Providers" if "Providers" in raw else "providers"
+    if "Providers" in raw and "providers" in raw:
+        c.warn("providers", 'ignored: "Providers" is also present and takes precedence')
+    entries = c.sequence(key, raw.get(key), "a list of providers")
+    providers: list[ProviderConfig] = []
+    first_seen: dict[str, str] = {}
+    folded_seen: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        path = child(key, i)
+        provider = _provider(c, path, entry)
+        if provider is None:
+            continue
+        name = provider.name
+        if name in first_seen:
+            c.error(
+                child(path, "name"), f"duplicate provider name {describe(name)} (also {first_seen[name]})"
+            )
+            continue
+        if name.casefold() in folded_seen:
+            other = folded_seen[name.casefold()]
+            c.warn(
+                child(path, "name"),
+                f"differs only in case from {other}; case-insensitive lookups pick {other}",
+            )
+        first_seen[name] = path
+        folded_seen.setdefault(name.casefold(), path)
+        providers.append(provider)
+    return tuple(providers)
+
+
+def _provider(c: _Checker, path: str, entry: Any) -> ProviderConfig | None:
+    """One provider; None only when it has no usable name (then nothing can refer to it anyway)."""
+    if not isinstance(entry, Mapping):
+        c.error(path, f"expected a provider object, got {describe(entry)}")
+        return None
+    c.unknown_keys(path, entry, PROVIDER_KEYS)
+    name = c.required_text(child(path, "name"), entry.get("name"))
+    if name is not None and "," in name:
+        c.error(child(path, "name"), 'must not contain "," (routes are written "provider,model")')
+    url = c.required_text(child(path, "api_base_url"), entry.get("api_base_url"))
+    if url is not None and not _is_http_url(url):
+        c.error(child(path, "api_base_url"), f"expected an http(s) URL, got {describe(url)}")
+    api_key = c.required_text(child(path, "api_key"), entry.get("api_key"), secret=True)
+    models = _models(c, child(path, "models"), entry.get("models"))
+    transformer = _transformer(c, child(path, "transformer"), entry.get("transformer"), models)
+    tokenizer = _tokenizer(c, child(path, "tokenizer"), entry.get("tokenizer"))
+    if name is None:
+        return None
+    return ProviderConfig(
+        name=name,
+        api_base_url=url or "",
+        api_key=api_key or "",
+        models=models,
+        transformer=transformer,
+        tokenizer=tokenizer,
+        raw=entry,
+    )
+
+
+def _models(c: _Checker, path: str, value: Any) -> tuple[str, ...]:
+    models: list[str] = []
+    for i, model in enumerate(c.sequence(path, value, "a list of model names")):
+        if isinstance(model, str) and model:
+            models.append(model)
+        else:
+            c.error(child(path, i), f"expected a model name (a non-empty string), got {describe(model)}")
+    return tuple(models)
+
+
+def _transformer(c: _Checker, path: str, spec: Any, models: tuple[str, ...]) -> Mapping[str, Any]:
+    """The shape of `{use: [...], "<model>": {use: [...]}}`; names are the transformer registry's job."""
+    found = c.mapping(path, spec, 'an object such as {"use": ["openrouter"]}')
+    if found is None:
+        return EMPTY
+    for key, value in found.items():
+        if key == "use":
+            _use_list(c, child(path, key), value)
+            continue
+        model_path = child(path, key)
+        chain = c.mapping(model_path, value, 'an object such as {"use": ["tooluse"]}')
+        if chain is None:
+            continue
+        c.unknown_keys(model_path, chain, frozenset({"use"}))
+        _use_list(c, child(model_path, "use"), chain.get("use"))
+        if models and key not in models:
+            c.warn(
+                model_path, f"model {describe(key)} is not in this provider's models; the chain never applies"
+            )
+    return found
+
+
+def _use_list(c: _Checker, path: str, value: Any) -> None:
+    for j, item in enumerate(c.sequence(path, value, "a list of transformers")):
+        if isinstance(item, str) and item:
+            continue
+        if (
+            isinstance(item, list | tuple)
+            and 1 <= len(item) <= 2
+            and isinstance(item[0], str)
+            and item[0]
+            and (len(item) == 1 or isinstance(item[1], Mapping))
+        ):
+            continue
+        c.error(child(path, j), f"expected a transformer name or [name, {{options}}], got {describe(item)}")
+
+
+def _tokenizer(c: _Checker, path: str, value: Any) -> Mapping[str, Any]:
+    """CCR v2's `{default: {...}, models: {"<model>": {...}}}`, kept as written once its shape is right."""
+    found = c.mapping(path, value)
+    if found is None:
+        return EMPTY
+    c.unknown_keys(path, found, frozenset({"default", "models"}))
+    c.mapping(child(path, "default"), found.get("default"))
+    per_model = c.mapping(child(path, "models"), found.get("models")) or EMPTY
+    for model, settings in per_model.items():
+        c.mapping(child(child(path, "models"), model), settings)
+    return found
+
+
+def _route(c: _Checker, path: str, value: Any, lookup: Callable[[str], ProviderConfig | None]) -> str | None:
+    """A "provider,model" reference: an unknown provider is an error, an unlisted model a warning."""
+    route = c.text(path, value)
+    if route is None:
+        return None
+    provider_name, comma, model = route.partition(",")
+    if not comma or not provider_name or not model:
+        c.error(path, f'expected "provider,model", got {describe(route)}')
+        return None
+    provider = lookup(provider_name)
+    if provider is None:
+        c.error(path, f"unknown provider {describe(provider_name)}")
+        return None
+    if provider.name != provider_name:
+        c.warn(
+            path, f"provider {describe(provider_name)} matches {describe(provider.name)} only ignoring case"
+        )
+    if not provider.lists(model):
+        c.warn(
+            path, f"model {describe(model)} is not listed in the models of provider {describe(provider.name)}"
+        )
+    return route
+
+
+def _router(
+    c: _Checker, value: Any, lookup: Callable[[str], ProviderConfig | None], *, has_providers: bool
+) -> RouterConfig:
+    found = c.mapping("Router", value)
+    if found is None:
+        if has_providers:
+            c.error("Router.default", "missing; required when there are providers")
+        return DEFAULT_ROUTER
+    c.unknown_keys("Router", found, ROUTER_KEYS)
+    slots = {
+        field: _route(c, child("Router", key), found.get(key), lookup) for key, field in ROUTER_SLOTS.items()
+    }
+    if has_providers and found.get("default") in (None, ""):
+        c.error("Router.default", "missing; required when there are providers")
+    threshold = c.integer(
+        child("Router", "longContextThreshold"),
+        found.get("longContextThreshold"),
+        DEFAULT_ROUTER.long_context_threshold,
+        1,
+    )
+    return RouterConfig(**slots, long_context_threshold=threshold, raw=found)
+
+
+def _plugins(c: _Checker, value: Any) -> tuple[Mapping[str, Any], ...]:
+    """Top-level `transformers`: `[{path, options}]` plugin entries."""
+    plugins: list[Mapping[str, Any]] = []
+    for i, entry in enumerate(c.sequence("transformers", value, "a list of {path, options} objects")):
+        path = child("transformers", i)
+        found = c.mapping(path, entry, 'an object such as {"path": "...", "options": {}}')
+        if found is None:
+            continue
+        c.unknown_keys(path, found, frozenset({"path", "options"}))
+        c.required_text(child(path, "path"), found.get("path"))
+        c.mapping(child(path, "options"), found.get("options"))
+        plugins.append(found)
+    return tuple(plugins)
+
+
+def _fallback(
+    c: _Checker, value: Any, lookup: Callable[[str], ProviderConfig | None]
+) -> Mapping[str, tuple[str, ...]]:
+    """CCR v2 `fallback`: per scenario, the "provider,model" routes to try in order after the first fails."""
+    found = c.mapping("fallback", value)
+    if found is None:
+        return EMPTY
+    c.unknown_keys("fallback", found, FALLBACK_SCENARIOS)
+    chains: dict[str, tuple[str, ...]] = {}
+    for scenario, routes in found.items():
+        path = child("fallback", scenario)
+        checked = (
+            _route(c, child(path, i), r, lookup)
+            for i, r in enumerate(c.sequence(path, routes, 'a list of "provider,model" routes'))
+        )
+        chains[scenario] = tuple(r for r in checked if r is not None)
+    return FrozenDict(chains)

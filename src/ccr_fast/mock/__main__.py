@@ -1,0 +1,5 @@
+import sys
+
+from ccr_fast.mock.cli import main
+
+raise SystemExit(main(sys.argv[1:]))

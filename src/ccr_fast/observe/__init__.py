@@ -1,0 +1,1 @@
+"""Observability: logging now; metrics and tracing plug in here."""

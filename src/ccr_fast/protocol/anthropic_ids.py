@@ -1,0 +1,77 @@
+"""Ids in Anthropic's style: minting ``msg_…``/``toolu_…`` and carrying foreign tool-call ids across.
+
+Anthropic validates tool ids against ``^[a-zA-Z0-9_-]+$`` and clients keep them, so an id minted by another
+provider (Kimi's ``functions.Bash:0``, 80-character ids from some gateways) must be rewritten before a client
+sees it, and rewritten back before the next request goes upstream, because some upstreams read meaning into
+their own ids.  ``to_anthropic_tool_id`` / ``from_anthropic_tool_id`` are that pair:
+
+* ids that are already valid pass through untouched, so the common case costs one regex match;
+* other ids up to 39 bytes are base64url-encoded behind a prefix, which decodes back exactly;
+* longer ids are replaced by a digest behind another prefix.  That cannot be reversed, but both the
+  assistant's ``tool_calls[].id`` and the tool message's ``tool_call_id`` are produced from the client's copy
+  with the same function, so the upstream still sees a consistent pair.
+
+A valid id that happens to start with one of the prefixes is encoded as well, so decoding never misreads it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+from typing import Final
+
+__all__ = [
+    "from_anthropic_tool_id",
+    "new_message_id",
+    "new_tool_use_id",
+    "to_anthropic_tool_id",
+]
+
+_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_RANDOM_LEN: Final = 24
+_VALID_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ENCODED: Final = "toolu_enc_"
+_HASHED: Final = "toolu_sha_"
+_MAX_ID: Final = 64
+#: the longest raw id whose base64url form still fits in 64 characters behind the prefix
+_MAX_ENCODABLE: Final = (_MAX_ID - len(_ENCODED)) // 4 * 3
+
+
+def _random_suffix() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LEN))
+
+
+def new_message_id() -> str:
+    """A fresh ``msg_…`` id shaped like Anthropic's (``msg_01`` and base62 characters)."""
+    return "msg_01" + _random_suffix()
+
+
+def new_tool_use_id() -> str:
+    """A fresh ``toolu_…`` id for a tool call whose upstream sent none."""
+    return "toolu_01" + _random_suffix()
+
+
+def to_anthropic_tool_id(upstream_id: str | None) -> str:
+    """The id a client may see for an upstream tool-call id (minting one when it is missing or empty)."""
+    if not upstream_id:
+        return new_tool_use_id()
+    if _VALID_ID.fullmatch(upstream_id) and not upstream_id.startswith((_ENCODED, _HASHED)):
+        return upstream_id
+    raw = upstream_id.encode()
+    if len(raw) <= _MAX_ENCODABLE:
+        return _ENCODED + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return _HASHED + hashlib.blake2b(raw, digest_size=24).hexdigest()
+
+
+def from_anthropic_tool_id(tool_id: str) -> str:
+    """The id to send upstream for a client's tool id: the inverse of ``to_anthropic_tool_id``."""
+    if not tool_id.startswith(_ENCODED):
+        return tool_id
+    body = tool_id[len(_ENCODED) :]
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return tool_id

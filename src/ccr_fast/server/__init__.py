@@ -1,0 +1,1 @@
+"""HTTP serving: the interface-neutral gateway core, ASGI and RSGI adapters, Granian launch."""

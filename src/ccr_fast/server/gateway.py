@@ -1,0 +1,114 @@
+"""The interface-neutral gateway core: one Request in, one Response out.
+
+Holds the immutable config snapshot and everything derived from it (router, transformer plans),
+plus the upstream transport. The ASGI and RSGI adapters in ``app.py`` are thin shells around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+from ccr_fast import __version__
+from ccr_fast.config import Config, redact
+from ccr_fast.protocol.errors import GatewayError
+from ccr_fast.routing import Router, SessionUsage, load_custom_router
+from ccr_fast.server.auth import ApiKeyAuth, is_public
+from ccr_fast.server.http import Request, Response, error_response, json_response
+from ccr_fast.server.messages import handle_messages
+from ccr_fast.server.validate import parse_json_body, validate_messages_body
+from ccr_fast.tokens import count_tokens_async
+from ccr_fast.transformers import PlanCache, describe_transformers
+from ccr_fast.upstream.transport import Transport
+
+log = logging.getLogger("ccr_fast.gateway")
+
+Handler = Callable[["Gateway", Request], Awaitable[Response]]
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+class Gateway:
+    def __init__(self, config: Config, transport: Transport) -> None:
+        self.config = config
+        self.transport = transport
+        self.sessions = SessionUsage()
+        self.router = Router(config, sessions=self.sessions, custom=load_custom_router(config.custom_router_path))
+        self.plans = PlanCache(config)
+        self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
+        self.upstream_timeout = config.api_timeout_ms / 1000.0
+        self.max_body_size = config.max_body_size
+        self.started_at = time.time()
+        self._routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/v1/messages"): handle_messages,
+            ("POST", "/v1/messages/count_tokens"): _count_tokens,
+            ("GET", "/"): _root,
+            ("HEAD", "/"): _root,
+            ("GET", "/health"): _health,
+            ("HEAD", "/health"): _health,
+            ("GET", "/api/config"): _get_config,
+            ("GET", "/api/transformers"): _get_transformers,
+        }
+        self._paths = {path for _, path in self._routes}
+
+    async def handle(self, req: Request) -> Response:
+        """Never raises: every failure becomes an Anthropic-shaped error response."""
+        try:
+            handler = self._routes.get((req.method, req.path))
+            if handler is None:
+                path = req.path.rstrip("/") or "/"
+                handler = self._routes.get((req.method, path))
+            if handler is None:
+                if req.path in self._paths:
+                    raise GatewayError(405, f"method {req.method} not allowed on {req.path}", "invalid_request_error")
+                raise GatewayError(404, f"no route for {req.method} {req.path}", "not_found_error")
+            if self.auth is not None and not is_public(req.path):
+                self.auth.check(req.headers)
+            resp = await handler(self, req)
+        except GatewayError as err:
+            if err.status >= 500:
+                log.warning("%s %s %s -> %d %s", req.request_id, req.method, req.path, err.status, err.message)
+            else:
+                log.info("%s %s %s -> %d %s", req.request_id, req.method, req.path, err.status, err.message)
+            resp = error_response(err, req.request_id)
+        except Exception:
+            log.exception("%s %s %s: unhandled error", req.request_id, req.method, req.path)
+            resp = error_response(
+                GatewayError(500, "internal error in ccr-fast; see the server log", "api_error"), req.request_id
+            )
+        else:
+            if resp.stream is None:
+                resp.headers.append(("request-id", req.request_id))
+            return resp
+        resp.headers.append(("request-id", req.request_id))
+        return resp
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+async def _root(gw: Gateway, req: Request) -> Response:
+    return json_response({"message": "LLMs API", "name": "ccr-fast", "version": __version__})
+
+
+async def _health(gw: Gateway, req: Request) -> Response:
+    return json_response({"status": "ok", "timestamp": time.time(), "uptime_s": round(time.time() - gw.started_at, 3)})
+
+
+async def _get_config(gw: Gateway, req: Request) -> Response:
+    return json_response(redact(gw.config.raw))
+
+
+async def _get_transformers(gw: Gateway, req: Request) -> Response:
+    return json_response({"transformers": describe_transformers()})
+
+
+async def _count_tokens(gw: Gateway, req: Request) -> Response:
+    body = parse_json_body(req.body)
+    validate_messages_body(body, count_tokens=True)
+    n = await count_tokens_async(body)
+    return json_response({"input_tokens": n})

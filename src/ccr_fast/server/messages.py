@@ -1,0 +1,285 @@
+"""POST /v1/messages: route, translate, call the upstream, stream back.
+
+Parse once, translate once, and forward Anthropic-to-Anthropic bytes untouched. Retries and failover
+only ever happen before the first byte reaches the client (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ccr_fast.protocol.anthropic_events import message_to_events
+from ccr_fast.protocol.anthropic_ids import new_message_id
+from ccr_fast.protocol.anthropic_stream import AnthropicUsagePeek, usage_from_message
+from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
+from ccr_fast.protocol.openai_request import anthropic_to_openai
+from ccr_fast.protocol.openai_response import openai_to_anthropic
+from ccr_fast.protocol.openai_stream import OpenAIStreamTranslator
+from ccr_fast.routing import session_id
+from ccr_fast.server.http import JSON_HEADERS, SSE_HEADERS, Request, Response
+from ccr_fast.server.validate import parse_json_body, validate_messages_body
+from ccr_fast.upstream.transport import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
+
+if TYPE_CHECKING:
+    from ccr_fast.routing import RouteDecision
+    from ccr_fast.server.gateway import Gateway
+    from ccr_fast.transformers import Plan
+
+log = logging.getLogger("ccr_fast.messages")
+access = logging.getLogger("ccr_fast.access")
+
+#: client headers an Anthropic upstream needs to see (auth is replaced by the provider's key)
+_FORWARD_TO_ANTHROPIC = ("anthropic-version", "anthropic-beta")
+
+
+def _sse_headers(request_id: str) -> list[tuple[str, str]]:
+    return [*SSE_HEADERS, ("request-id", request_id)]
+
+
+async def handle_messages(gw: Gateway, req: Request) -> Response:
+    started = time.perf_counter()
+    body = parse_json_body(req.body)
+    validate_messages_body(body)
+    decision = await gw.router.route(body, req.headers, body_size=len(req.body))
+    provider = gw.config.provider(decision.provider)
+    if provider is None:  # the router checks this; keep the core safe on its own
+        raise GatewayError(404, f"unknown provider '{decision.provider}'", "not_found_error")
+    plan = gw.plans.get(provider, decision.model)
+    if plan.unavailable:
+        raise GatewayError(400, plan.unavailable)
+    stream = body.get("stream") is True
+    upstream_req = _build_upstream_request(gw, req, body, plan, decision, stream)
+    resp = await _send(gw, upstream_req, plan)
+    ctx = _Exchange(gw, req, decision, plan, started, stream, session_id(body, req.headers))
+    if resp.status >= 300:
+        try:
+            raw = await resp.read()
+        except UpstreamError:
+            raw = b""
+        finally:
+            resp.close()
+        err = from_upstream(resp.status, raw, resp.headers)
+        log.warning(
+            "%s upstream %s/%s answered %d: %s",
+            req.request_id, plan.provider, plan.model, resp.status, err.message,
+        )
+        raise err
+    if not stream:
+        return await _non_stream(ctx, resp)
+    ctype = resp.headers.get("content-type", "")
+    if plan.endpoint == "openai" and "text/event-stream" not in ctype:
+        # Some servers ignore `stream: true` and answer with one JSON body: stream it anyway.
+        return await _json_as_stream(ctx, resp)
+    gen = _passthrough_stream(ctx, resp) if plan.endpoint == "anthropic" else _translated_stream(ctx, resp)
+    return Response(200, _sse_headers(req.request_id), stream=gen, on_complete=ctx.complete)
+
+
+def _build_upstream_request(
+    gw: Gateway, req: Request, body: dict[str, Any], plan: Plan, decision: RouteDecision, stream: bool
+) -> UpstreamRequest:
+    for hook in plan.anthropic_hooks:
+        hook(body)
+    headers = dict(plan.headers)
+    if plan.endpoint == "anthropic":
+        body["model"] = decision.model
+        for name in _FORWARD_TO_ANTHROPIC:
+            v = req.headers.get(name)
+            if v:
+                headers[name] = v
+        headers.setdefault("anthropic-version", "2023-06-01")
+        payload = orjson.dumps(body)
+    else:
+        out = anthropic_to_openai(body, model=decision.model, dialect=plan.dialect)
+        for hook in plan.upstream_hooks:
+            hook(out)
+        payload = orjson.dumps(out)
+    if stream:
+        headers["accept"] = "text/event-stream"
+    return UpstreamRequest(
+        "POST",
+        plan.url,
+        headers,
+        payload,
+        timeout=gw.upstream_timeout,
+        stream=stream,
+        provider=plan.provider,
+        proxy=gw.config.proxy_url,
+    )
+
+
+async def _send(gw: Gateway, upstream_req: UpstreamRequest, plan: Plan) -> UpstreamResponse:
+    try:
+        return await gw.transport.send(upstream_req)
+    except UpstreamTimeout as exc:
+        raise GatewayError(504, f"provider '{plan.provider}' timed out: {exc}", "timeout_error") from None
+    except UpstreamConnectError as exc:
+        raise GatewayError(502, f"provider '{plan.provider}' is unreachable: {exc}", "api_error") from None
+    except UpstreamError as exc:
+        raise GatewayError(502, f"provider '{plan.provider}' request failed: {exc}", "api_error") from None
+
+
+class _Exchange:
+    """Per-request context for accounting once the response has ended."""
+
+    __slots__ = ("decision", "gw", "plan", "req", "session", "started", "stream", "usage")
+
+    def __init__(
+        self,
+        gw: Gateway,
+        req: Request,
+        decision: RouteDecision,
+        plan: Plan,
+        started: float,
+        stream: bool,
+        session: str | None,
+    ) -> None:
+        self.session = session
+        self.gw = gw
+        self.req = req
+        self.decision = decision
+        self.plan = plan
+        self.started = started
+        self.stream = stream
+        self.usage: dict[str, int] = {}
+
+    def complete(self, status: int) -> None:
+        usage = self.usage
+        total_in = (
+            usage.get("input_tokens", 0)
+            + usage.get("cache_read_input_tokens", 0)
+            + usage.get("cache_creation_input_tokens", 0)
+        )
+        if total_in and self.session:
+            self.gw.sessions.record(self.session, total_in)
+        if access.isEnabledFor(logging.INFO):
+            access.info(
+                "%s %s %s %d %s,%s scenario=%s stream=%s in=%d out=%d %.1fms",
+                self.req.request_id,
+                self.req.method,
+                self.req.path,
+                status,
+                self.plan.provider,
+                self.plan.model,
+                self.decision.scenario,
+                self.stream,
+                total_in,
+                usage.get("output_tokens", 0),
+                (time.perf_counter() - self.started) * 1000,
+            )
+
+
+async def _read_body(resp: UpstreamResponse, plan: Plan) -> bytes:
+    try:
+        return await resp.read()
+    except UpstreamTimeout as exc:
+        raise GatewayError(504, f"provider '{plan.provider}' timed out: {exc}", "timeout_error") from None
+    except UpstreamError as exc:
+        raise GatewayError(502, f"provider '{plan.provider}' failed: {exc}", "api_error") from None
+    finally:
+        resp.close()
+
+
+def _parse_upstream_json(raw: bytes, plan: Plan) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise GatewayError(
+            502, f"provider '{plan.provider}' returned a body that is not JSON", "api_error"
+        ) from None
+    if not isinstance(data, dict):
+        raise GatewayError(502, f"provider '{plan.provider}' returned unexpected JSON", "api_error")
+    if isinstance(data.get("error"), dict | str):
+        raise from_upstream(500, raw)
+    return data
+
+
+async def _non_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
+    raw = await _read_body(resp, ctx.plan)
+    headers = [*JSON_HEADERS, ("request-id", ctx.req.request_id)]
+    if ctx.plan.endpoint == "anthropic":
+        ctx.usage = usage_from_message(raw)
+        return Response(200, headers, raw, on_complete=ctx.complete)
+    data = _parse_upstream_json(raw, ctx.plan)
+    message = openai_to_anthropic(data, model=ctx.plan.model)
+    ctx.usage = dict(message.get("usage") or {})
+    return Response(200, headers, orjson.dumps(message), on_complete=ctx.complete)
+
+
+async def _json_as_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
+    raw = await _read_body(resp, ctx.plan)
+    data = _parse_upstream_json(raw, ctx.plan)
+    message = openai_to_anthropic(data, model=ctx.plan.model)
+    ctx.usage = dict(message.get("usage") or {})
+    events = message_to_events(message)
+
+    async def once() -> AsyncIterator[bytes]:
+        yield events
+
+    return Response(200, _sse_headers(ctx.req.request_id), stream=once(), on_complete=ctx.complete)
+
+
+async def _translated_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIterator[bytes]:
+    translator = OpenAIStreamTranslator(
+        model=ctx.plan.model,
+        message_id=new_message_id(),
+        input_tokens=ctx.decision.token_count or 0,
+    )
+    try:
+        async for chunk in resp.iter_chunks():
+            out = translator.feed(chunk)
+            if out:
+                yield out
+        out = translator.close()
+        if out:
+            yield out
+    except UpstreamError as exc:
+        log.warning("%s stream from %s failed: %s", ctx.req.request_id, ctx.plan.provider, exc)
+        etype = "timeout_error" if isinstance(exc, UpstreamTimeout) else "api_error"
+        yield translator.fail(etype, f"provider '{ctx.plan.provider}' stream failed: {exc}")
+    finally:
+        resp.close()
+        ctx.usage = dict(translator.usage)
+
+
+async def _passthrough_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIterator[bytes]:
+    """Forward upstream bytes untouched, but only whole events, so a failure can still be reported
+    with a well-formed `event: error` instead of a torn frame."""
+    peek = AnthropicUsagePeek()
+    pending = b""
+    try:
+        async for chunk in resp.iter_chunks():
+            peek.feed(chunk)
+            data = pending + chunk if pending else chunk
+            cut = max(data.rfind(b"\n\n"), data.rfind(b"\r\r"))
+            crlf = data.rfind(b"\r\n\r\n")
+            if crlf >= 0 and crlf + 2 > cut:
+                cut = crlf + 2
+            if cut < 0:
+                pending = data
+                continue
+            pending = data[cut + 2 :]
+            yield data[: cut + 2]
+        peek.close()
+        if pending:
+            yield pending
+        if not peek.saw_message_stop and peek.error is None:
+            yield error_event("api_error", f"provider '{ctx.plan.provider}' ended the stream early")
+    except UpstreamError as exc:
+        log.warning("%s stream from %s failed: %s", ctx.req.request_id, ctx.plan.provider, exc)
+        if not peek.saw_message_stop:
+            etype = "timeout_error" if isinstance(exc, UpstreamTimeout) else "api_error"
+            yield error_event(etype, f"provider '{ctx.plan.provider}' stream failed: {exc}")
+    finally:
+        resp.close()
+        ctx.usage = dict(peek.usage)

@@ -1,0 +1,76 @@
+"""Transformer names -> classes, with CCR's spellings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccr_fast.transformers.base import Transformer
+from ccr_fast.transformers.builtin import (
+    AnthropicTransformer,
+    CleancacheTransformer,
+    CustomParamsTransformer,
+    DeepseekTransformer,
+    GroqTransformer,
+    MaxTokenTransformer,
+    OpenAITransformer,
+    OpenrouterTransformer,
+    StreamOptionsTransformer,
+)
+
+REGISTRY: dict[str, type[Transformer]] = {
+    cls.name: cls
+    for cls in (
+        AnthropicTransformer,
+        OpenAITransformer,
+        DeepseekTransformer,
+        OpenrouterTransformer,
+        GroqTransformer,
+        MaxTokenTransformer,
+        CleancacheTransformer,
+        StreamOptionsTransformer,
+        CustomParamsTransformer,
+    )
+}
+
+#: CCR transformer names this version recognises but does not implement yet: a provider using one
+#: still loads (so an existing config starts), and requests routed to it get a clear error.
+NOT_YET_AVAILABLE: frozenset[str] = frozenset(
+    {
+        "gemini",
+        "vertex-gemini",
+        "vertex-claude",
+        "tooluse",
+        "enhancetool",
+        "reasoning",
+        "sampling",
+        "maxcompletiontokens",
+        "cerebras",
+        "vercel",
+        "openai-responses",
+        "forcereasoning",
+        "extrathinktag",
+    }
+)
+
+_LOWER = {name.lower(): name for name in REGISTRY}
+
+
+def lookup(name: str) -> type[Transformer] | None:
+    """Exact CCR spelling first, then case-insensitively (``openai`` for ``OpenAI``)."""
+    cls = REGISTRY.get(name)
+    if cls is None:
+        canonical = _LOWER.get(name.lower())
+        if canonical is not None:
+            cls = REGISTRY[canonical]
+    return cls
+
+
+def describe_transformers() -> list[dict[str, Any]]:
+    """For ``GET /api/transformers`` (CCR answers {transformers: [{name, endpoint}]})."""
+    out: list[dict[str, Any]] = []
+    for name, cls in REGISTRY.items():
+        endpoint = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}.get(cls.endpoint or "")
+        out.append({"name": name, "endpoint": endpoint, "description": cls.describe(), "available": True})
+    for name in sorted(NOT_YET_AVAILABLE):
+        out.append({"name": name, "endpoint": None, "description": "", "available": False})
+    return out
