@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import anthropic
 import httpx
 import pytest
@@ -36,8 +38,6 @@ def test_stream_bytes_identical_to_upstream(gateway: RunningServer, mock: MockPr
     assert via_gateway.status_code == 200
     assert via_gateway.headers["content-type"].startswith("text/event-stream")
     # message ids are minted per response by the mock: compare with them masked
-    import re
-
     def mask(b: bytes) -> bytes:
         return re.sub(rb'"id":"[^"]*"', b'"id":"X"', b)
 
@@ -54,7 +54,15 @@ def test_beta_headers_forwarded(client: anthropic.Anthropic, mock: MockProvider)
     )
     headers = mock.requests[-1]["headers"]
     assert headers["anthropic-beta"] == "interleaved-thinking-2025-05-14,context-1m-2025-08-07"
-    assert headers["anthropic-version"] == "2023-06-01"
+    # the client's own anthropic-version is forwarded as sent (the SDK picks it)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", headers["anthropic-version"])
+
+
+def test_anthropic_version_defaulted(gateway: RunningServer, mock: MockProvider) -> None:
+    mock.script([{"text": "ok"}])
+    body = {"model": HAIKU, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(gateway.url + "/v1/messages", json=body).status_code == 200
+    assert mock.requests[-1]["headers"]["anthropic-version"] == "2023-06-01"
 
 
 def test_anthropic_error_type_kept(client: anthropic.Anthropic, mock: MockProvider) -> None:

@@ -37,7 +37,9 @@ async def claude(mock: MockProvider) -> AsyncIterator[anthropic.AsyncAnthropic]:
 # --- OpenAI ------------------------------------------------------------------------------------------
 
 
-async def test_openai_non_stream_echoes_model_and_counts_usage(oai: openai.AsyncOpenAI, mock: MockProvider) -> None:
+async def test_openai_non_stream_echoes_model_and_counts_usage(
+    oai: openai.AsyncOpenAI, mock: MockProvider
+) -> None:
     completion = await oai.chat.completions.create(model="gpt-test", messages=OPENAI_MESSAGES)
     assert completion.model == "gpt-test"
     assert completion.choices[0].message.content == "Hello from the ccr-fast mock provider."
@@ -73,13 +75,15 @@ async def test_openai_stream_tool_calls_accumulate(oai: openai.AsyncOpenAI, mock
         {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris"}},
         {"name": "get_time", "arguments": {"tz": "Europe/Paris", "format": "24h"}},
     ]
-    mock.script([{"text": "", "tool_calls": calls, "quirks": {"args_fragments": 5, "interleave_tool_args": True}}])
+    mock.script(
+        [{"text": "", "tool_calls": calls, "quirks": {"args_fragments": 5, "interleave_tool_args": True}}]
+    )
     async with oai.chat.completions.stream(model="gpt-test", messages=OPENAI_MESSAGES) as stream:
         final = await stream.get_final_completion()
     message = final.choices[0].message
     assert final.choices[0].finish_reason == "tool_calls"
     assert message.tool_calls is not None
-    got = [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls]  # type: ignore[union-attr]
+    got = [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls]
     assert got[0] == ("call_a", "get_weather", '{"city":"Paris"}')
     assert got[1][1:] == ("get_time", '{"tz":"Europe/Paris","format":"24h"}')
 
@@ -92,16 +96,25 @@ async def test_openai_reasoning_content(oai: openai.AsyncOpenAI, mock: MockProvi
     assert message.model_extra is not None and message.model_extra["reasoning_content"] == "let me think"
 
 
-async def test_openai_rate_limit_error_carries_retry_after(oai: openai.AsyncOpenAI, mock: MockProvider) -> None:
+async def test_openai_rate_limit_error_carries_retry_after(
+    oai: openai.AsyncOpenAI, mock: MockProvider
+) -> None:
     mock.script([{"error": {"status": 429, "message": "slow down", "retry_after": 1}}])
     with pytest.raises(openai.RateLimitError) as info:
         await oai.chat.completions.create(model="gpt-test", messages=OPENAI_MESSAGES)
     assert info.value.response.headers["retry-after"] == "1"
-    assert info.value.body == {"message": "slow down", "type": "rate_limit_exceeded", "param": None, "code": None}
+    assert info.value.body == {
+        "message": "slow down",
+        "type": "rate_limit_exceeded",
+        "param": None,
+        "code": None,
+    }
 
 
 async def test_openai_midstream_error_raises(oai: openai.AsyncOpenAI, mock: MockProvider) -> None:
-    mock.script([{"text": "partial answer here", "chunks": 3, "midstream_error": {"message": "upstream died"}}])
+    mock.script(
+        [{"text": "partial answer here", "chunks": 3, "midstream_error": {"message": "upstream died"}}]
+    )
     stream = await oai.chat.completions.create(model="gpt-test", messages=OPENAI_MESSAGES, stream=True)
     seen: list[str] = []
     with pytest.raises(openai.APIError, match="upstream died"):
@@ -140,10 +153,15 @@ async def test_anthropic_non_stream(claude: anthropic.AsyncAnthropic, mock: Mock
     assert message.usage.output_tokens == 6
     headers = mock.requests[-1]["headers"]
     assert "anthropic-version" in headers
-    assert "sk-ant-test" in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
+    assert "sk-ant-test" in (
+        headers.get("x-api-key"),
+        headers.get("authorization", "").removeprefix("Bearer "),
+    )
 
 
-async def test_anthropic_stream_thinking_text_and_tools(claude: anthropic.AsyncAnthropic, mock: MockProvider) -> None:
+async def test_anthropic_stream_thinking_text_and_tools(
+    claude: anthropic.AsyncAnthropic, mock: MockProvider
+) -> None:
     mock.script(
         [
             {
@@ -156,7 +174,9 @@ async def test_anthropic_stream_thinking_text_and_tools(claude: anthropic.AsyncA
             }
         ]
     )
-    async with claude.messages.stream(model="claude-test", max_tokens=100, messages=ANTHROPIC_MESSAGES) as stream:
+    async with claude.messages.stream(
+        model="claude-test", max_tokens=100, messages=ANTHROPIC_MESSAGES
+    ) as stream:
         events = [event.type async for event in stream]
         final = await stream.get_final_message()
     assert events[0] == "message_start"
@@ -171,7 +191,9 @@ async def test_anthropic_stream_thinking_text_and_tools(claude: anthropic.AsyncA
     assert final.usage.cache_read_input_tokens == 800
 
 
-async def test_anthropic_query_string_and_request_log(claude: anthropic.AsyncAnthropic, mock: MockProvider) -> None:
+async def test_anthropic_query_string_and_request_log(
+    claude: anthropic.AsyncAnthropic, mock: MockProvider
+) -> None:
     await claude.messages.create(
         model="claude-test", max_tokens=10, messages=ANTHROPIC_MESSAGES, extra_query={"beta": "true"}
     )
@@ -179,7 +201,9 @@ async def test_anthropic_query_string_and_request_log(claude: anthropic.AsyncAnt
     assert mock.requests[-1]["path"] == "/v1/messages"
 
 
-async def test_anthropic_errors_map_to_sdk_classes(claude: anthropic.AsyncAnthropic, mock: MockProvider) -> None:
+async def test_anthropic_errors_map_to_sdk_classes(
+    claude: anthropic.AsyncAnthropic, mock: MockProvider
+) -> None:
     mock.script(
         [
             {"error": {"status": 429, "message": "rate limited", "retry_after": 2}},
@@ -196,9 +220,13 @@ async def test_anthropic_errors_map_to_sdk_classes(claude: anthropic.AsyncAnthro
 
 
 async def test_anthropic_midstream_error_event(claude: anthropic.AsyncAnthropic, mock: MockProvider) -> None:
-    mock.script([{"text": "a b c", "midstream_error": {"message": "overloaded now", "type": "overloaded_error"}}])
+    mock.script(
+        [{"text": "a b c", "midstream_error": {"message": "overloaded now", "type": "overloaded_error"}}]
+    )
     with pytest.raises(anthropic.APIStatusError, match="overloaded now"):
-        async with claude.messages.stream(model="claude-test", max_tokens=10, messages=ANTHROPIC_MESSAGES) as stream:
+        async with claude.messages.stream(
+            model="claude-test", max_tokens=10, messages=ANTHROPIC_MESSAGES
+        ) as stream:
             async for _ in stream:
                 pass
 
@@ -217,7 +245,11 @@ async def test_anthropic_auto_mode_tool_round_trip(claude: anthropic.AsyncAnthro
         {
             "role": "user",
             "content": [
-                {"type": "tool_result", "tool_use_id": tool.id, "content": [{"type": "text", "text": "/home/me"}]}
+                {
+                    "type": "tool_result",
+                    "tool_use_id": tool.id,
+                    "content": [{"type": "text", "text": "/home/me"}],
+                }
             ],
         },
     ]

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from ccr_fast.mock import MockProvider, run_in_thread
-from ccr_fast.mock.server import MAX_HEAD, BadRequest, RequestReader
+from ccr_fast.mock.server import MAX_HEAD, BadRequest, Request, RequestReader
 
 CHAT = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 
@@ -59,9 +59,10 @@ async def conn(mock: MockProvider) -> AsyncIterator[tuple[asyncio.StreamReader, 
 # --- RequestReader, without sockets ----------------------------------------------------------------------
 
 
-def read_all(data: bytes, step: int) -> list[object]:
+def read_all(data: bytes, step: int) -> list[Request | BadRequest]:
     """Feed ``data`` ``step`` bytes at a time; collect requests (or the BadRequest that ends the stream)."""
-    reader, buf, out = RequestReader(), bytearray(), []
+    reader, buf = RequestReader(), bytearray()
+    out: list[Request | BadRequest] = []
     for start in range(0, len(data), step):
         buf += data[start : start + step]
         try:
@@ -73,6 +74,12 @@ def read_all(data: bytes, step: int) -> list[object]:
     return out
 
 
+def read_requests(data: bytes, step: int) -> list[Request]:
+    out = read_all(data, step)
+    assert all(isinstance(item, Request) for item in out)
+    return [item for item in out if isinstance(item, Request)]
+
+
 @pytest.mark.parametrize("step", [1, 2, 7, 10_000])
 def test_reader_pipelined_requests_any_split(step: int) -> None:
     chunked = (
@@ -80,8 +87,8 @@ def test_reader_pipelined_requests_any_split(step: int) -> None:
         b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n"
     )
     data = post("/a", b"first") + b"GET /health HTTP/1.1\r\nHost: y\r\n\r\n" + chunked
-    requests = read_all(data, step)
-    assert [(r.method, r.path, r.query, r.body) for r in requests] == [  # type: ignore[attr-defined]
+    requests = read_requests(data, step)
+    assert [(r.method, r.path, r.query, r.body) for r in requests] == [
         ("POST", "/a", "", b"first"),
         ("GET", "/health", "", b""),
         ("POST", "/v1/messages", "beta=true", b"hello world"),
@@ -90,12 +97,12 @@ def test_reader_pipelined_requests_any_split(step: int) -> None:
 
 def test_reader_headers_and_connection_semantics() -> None:
     data = b"GET /%3Ax HTTP/1.0\r\nX-Dup: a\r\nx-dup: b\r\nConnection: Keep-Alive\r\n\r\n"
-    (request,) = read_all(data, 1000)
-    assert request.path == "/:x"  # type: ignore[attr-defined]
-    assert request.headers == {"x-dup": "a, b", "connection": "Keep-Alive"}  # type: ignore[attr-defined]
-    assert request.keep_alive and request.http10  # type: ignore[attr-defined]
-    (closing,) = read_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 1000)
-    assert not closing.keep_alive  # type: ignore[attr-defined]
+    (request,) = read_requests(data, 1000)
+    assert request.path == "/:x"
+    assert request.headers == {"x-dup": "a, b", "connection": "Keep-Alive"}
+    assert request.keep_alive and request.http10
+    (closing,) = read_requests(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 1000)
+    assert not closing.keep_alive
 
 
 @pytest.mark.parametrize(
@@ -143,7 +150,9 @@ async def test_pipelined_requests_answer_in_order_behind_a_slow_stream(
     mock.script([{"text": "slow one", "chunks": 2, "chunk_delay_ms": 20}, {"text": "fast one"}])
     stream = b'{"model":"m","stream":true,"messages":[]}'
     reader, writer = conn
-    writer.write(post("/v1/chat/completions", stream) + post("/v1/chat/completions", CHAT) + post("/health", b""))
+    writer.write(
+        post("/v1/chat/completions", stream) + post("/v1/chat/completions", CHAT) + post("/health", b"")
+    )
     first = await read_response(reader)
     second = await read_response(reader)
     third = await read_response(reader)
@@ -151,6 +160,17 @@ async def test_pipelined_requests_answer_in_order_behind_a_slow_stream(
     assert b'"content":"slow "' in first[2] and first[2].endswith(b"data: [DONE]\n\n")
     assert orjson.loads(second[2])["choices"][0]["message"]["content"] == "fast one"
     assert third[0] == 405
+
+
+async def test_half_closed_client_still_gets_delayed_answers(mock: MockProvider) -> None:
+    mock.script([{"text": "late", "latency_ms": 30}])
+    reader, writer = await asyncio.open_connection("127.0.0.1", mock.port)
+    writer.write(post("/v1/chat/completions", CHAT) + post("/v1/messages", CHAT))
+    writer.write_eof()
+    raw = await reader.read()
+    writer.close()
+    assert raw.count(b"HTTP/1.1 200 OK") == 2
+    assert b'"content":"late"' in raw and raw.endswith(b"}")
 
 
 async def test_garbage_gets_400_and_server_keeps_serving(mock: MockProvider) -> None:
@@ -189,13 +209,18 @@ async def test_chunked_request_body_from_aiohttp(mock: MockProvider) -> None:
         yield b'{"model":"gen",'
         yield b'"messages":[]}'
 
-    async with aiohttp.ClientSession() as session, session.post(f"{mock.url}/v1/messages", data=pieces()) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{mock.url}/v1/messages", data=pieces()) as resp,
+    ):
         assert resp.status == 200
         assert (await resp.json())["model"] == "gen"
     assert mock.requests[-1]["headers"]["transfer-encoding"] == "chunked"
 
 
-async def test_expect_continue(mock: MockProvider, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+async def test_expect_continue(
+    mock: MockProvider, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]
+) -> None:
     reader, writer = conn
     writer.write(post("/v1/chat/completions", CHAT, "expect: 100-continue")[: -len(CHAT)])
     assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -216,7 +241,9 @@ async def test_http10_stream_is_close_delimited(mock: MockProvider) -> None:
     assert payload.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
 
 
-async def test_head_has_no_body(mock: MockProvider, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+async def test_head_has_no_body(
+    mock: MockProvider, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]
+) -> None:
     reader, writer = conn
     writer.write(b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\nGET /health HTTP/1.1\r\nhost: x\r\n\r\n")
     head = await reader.readuntil(b"\r\n\r\n")
@@ -233,13 +260,16 @@ async def test_fail_after_chunks_breaks_the_connection(mock: MockProvider) -> No
     writer.close()
     assert not raw.endswith(b"0\r\n\r\n")
     assert raw.count(b'"content":"') == 3  # the role chunk, then exactly two content chunks
-    assert b"[DONE]" not in raw and b"finish_reason\":\"stop" not in raw
+    assert b"[DONE]" not in raw and b'finish_reason":"stop' not in raw
 
     mock.script([{"text": "a b c", "fail_after_chunks": 1}])
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{mock.url}/v1/messages", json={"model": "m", "stream": True}) as resp:
-            with pytest.raises(aiohttp.ClientPayloadError):
-                await resp.read()
+    stream = {"model": "m", "stream": True}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{mock.url}/v1/messages", json=stream) as resp,
+    ):
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
 
 
 async def test_unknown_paths_and_methods(mock: MockProvider) -> None:
@@ -261,7 +291,9 @@ async def test_unknown_paths_and_methods(mock: MockProvider) -> None:
 
 async def test_control_api_script_log_stats_reset(mock: MockProvider) -> None:
     async with aiohttp.ClientSession(base_url=mock.url) as session:
-        async with session.post("/_mock/script", json={"replies": [{"text": "first"}, {"text": "second"}]}) as resp:
+        async with session.post(
+            "/_mock/script", json={"replies": [{"text": "first"}, {"text": "second"}]}
+        ) as resp:
             assert (await resp.json()) == {"queued": 2}
         texts = []
         for _ in range(3):
@@ -272,7 +304,11 @@ async def test_control_api_script_log_stats_reset(mock: MockProvider) -> None:
         async with session.get("/_mock/requests") as resp:
             log = await resp.json()
         assert len(log) == 3
-        assert log[0]["method"] == "POST" and log[0]["path"] == "/v1/chat/completions" and log[0]["query"] == "x=1"
+        assert (
+            log[0]["method"] == "POST"
+            and log[0]["path"] == "/v1/chat/completions"
+            and log[0]["query"] == "x=1"
+        )
         assert log[0]["body"] == {"model": "m", "messages": []}
         assert log[0]["headers"]["content-type"] == "application/json"
         async with session.get("/_mock/stats") as resp:

@@ -42,8 +42,9 @@ class EncodeSpy:
         self._gate = gate
 
     def __call__(self, text: str) -> list[int]:
-        if self._gate is not None:
-            self._gate.wait()
+        # Bounded so that a regression (tokenizing on the event loop) fails instead of hanging.
+        if self._gate is not None and not self._gate.wait(timeout=10):
+            raise AssertionError("tokenized before every caller had joined the in-flight work")
         self.calls.append(text)
         self.threads.append(threading.current_thread().name)
         if self._fail_on is not None and text == self._fail_on:

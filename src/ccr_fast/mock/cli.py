@@ -16,14 +16,8 @@ import uvloop
 from ccr_fast.mock.replies import DEFAULT_TEXT
 from ccr_fast.mock.server import MockProvider
 
-#: flag -> reply spec field; a flag overrides the same field given in --reply
-_FLAG_FIELDS = {
-    "ttft_ms": "ttft_ms",
-    "chunk_delay_ms": "chunk_delay_ms",
-    "chunks": "chunks",
-    "latency_ms": "latency_ms",
-    "text": "text",
-}
+#: reply spec fields that have a flag of their own; a flag overrides the same field given in --reply
+_FLAG_FIELDS = ("ttft_ms", "chunk_delay_ms", "chunks", "latency_ms", "text")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +46,8 @@ def defaults_from(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise ValueError("--reply must be a JSON object")
         spec.update(loaded)
-    for attr, key in _FLAG_FIELDS.items():
-        value = getattr(args, attr)
+    for key in _FLAG_FIELDS:
+        value = getattr(args, key)
         if value is not None:
             spec[key] = value
     return spec

@@ -85,7 +85,7 @@ def _model(value: Any) -> str:
     return value if isinstance(value, str) and value else DEFAULT_MODEL
 
 
-def _blocks_text(content: Any, block_type: str = "text") -> str:
+def _blocks_text(content: Any) -> str:
     """Text of a string content or of the text blocks/parts of a list content."""
     if isinstance(content, str):
         return content
@@ -94,9 +94,7 @@ def _blocks_text(content: Any, block_type: str = "text") -> str:
     texts = [
         block["text"]
         for block in content
-        if isinstance(block, Mapping)
-        and block.get("type") == block_type
-        and isinstance(block.get("text"), str)
+        if isinstance(block, Mapping) and block.get("type") == "text" and isinstance(block.get("text"), str)
     ]
     return "\n".join(texts)
 
@@ -553,16 +551,18 @@ class GeminiGenerate:
         return parts
 
     @staticmethod
-    def _response(ctx: RequestContext, parts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
-        if "finishReason" in extra:
-            candidate["finishReason"] = extra.pop("finishReason")
-        return {
-            "candidates": [candidate],
-            **extra,
-            "modelVersion": ctx.model,
-            "responseId": f"mock{ctx.serial}",
-        }
+    def _response(ctx: RequestContext, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        candidate = {"content": {"role": "model", "parts": parts}, "index": 0}
+        return {"candidates": [candidate], "modelVersion": ctx.model, "responseId": f"mock{ctx.serial}"}
+
+    def _final(
+        self, reply: Reply, usage: Usage, ctx: RequestContext, parts: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The last (or only) response: it alone carries finishReason and the complete usageMetadata."""
+        response = self._response(ctx, parts)
+        response["candidates"][0]["finishReason"] = self._finish(reply)
+        response["usageMetadata"] = self._usage(usage)
+        return response
 
     def message(self, reply: Reply, usage: Usage, ctx: RequestContext) -> bytes:
         parts: list[dict[str, Any]] = []
@@ -571,14 +571,7 @@ class GeminiGenerate:
         if reply.text:
             parts.append({"text": reply.text})
         parts += self._calls(reply)
-        return _dumps(
-            self._response(
-                ctx,
-                parts or [{"text": ""}],
-                finishReason=self._finish(reply),
-                usageMetadata=self._usage(usage),
-            )
-        )
+        return _dumps(self._final(reply, usage, ctx, parts or [{"text": ""}]))
 
     def stream(self, reply: Reply, usage: Usage, ctx: RequestContext) -> list[Frame]:
         objects: list[tuple[int, Mapping[str, Any]]] = []
@@ -596,10 +589,7 @@ class GeminiGenerate:
             status = error.type or "INTERNAL"
             objects.append((TAIL, {"error": {"code": 500, "message": error.message, "status": status}}))
         else:
-            final = self._response(
-                ctx, [{"text": ""}], finishReason=self._finish(reply), usageMetadata=self._usage(usage)
-            )
-            objects.append((TAIL, final))
+            objects.append((TAIL, self._final(reply, usage, ctx, [{"text": ""}])))
         if ctx.sse:
             return [Frame(kind, b"data: " + _dumps(obj) + b"\r\n\r\n") for kind, obj in objects]
         frames = [

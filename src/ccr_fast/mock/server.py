@@ -316,7 +316,7 @@ class _App:
         if path in ("/", "/health"):
             if request.method not in ("GET", "HEAD"):
                 return _problem(405, "use GET")
-            return Outcome(200, JSON_TYPE) if request.method == "HEAD" else _json(200, {"status": "ok"})
+            return _json(200, {"status": "ok"})
         return _problem(404, f"no such endpoint: {path}")
 
     def reset(self) -> None:
@@ -398,7 +398,9 @@ class _Connection(asyncio.Protocol):
         self._reader = RequestReader()
         self._pending: deque[Request | BadRequest] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._abort_counted = False
         self._broken = False
+        self._eof = False
         self._read_paused = False
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
@@ -411,7 +413,15 @@ class _Connection(asyncio.Protocol):
         self._connections.discard(self)
         self._pending.clear()
         if self._task is not None:
+            self._count_abort()
             self._task.cancel()
+
+    def _count_abort(self) -> None:
+        """The client went away before its response was complete (how a proxy cancels us)."""
+        if not self._abort_counted:
+            self._abort_counted = True
+            stats = self._app.stats
+            stats["client_aborts"] = stats.get("client_aborts", 0) + 1
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -446,6 +456,13 @@ class _Connection(asyncio.Protocol):
             self._read_paused = True
             transport.pause_reading()
 
+    def eof_received(self) -> bool:
+        """A half-closed client still gets every answer it asked for; close once they are written."""
+        self._eof = True
+        if self._task is not None:
+            self._count_abort()
+        return self._task is not None or bool(self._pending)
+
     def close(self) -> asyncio.Task[None] | None:
         """Drop the connection now (server shutdown); returns the cancelled task to await, if any."""
         if self._transport is not None:
@@ -472,7 +489,11 @@ class _Connection(asyncio.Protocol):
                     return
             else:
                 self._task = asyncio.get_running_loop().create_task(self._send_later(item, outcome))
-        if self._read_paused and len(self._pending) <= MAX_PIPELINE // 2 and not transport.is_closing():
+        if transport.is_closing():
+            return
+        if self._eof and self._task is None and not self._pending:
+            transport.close()
+        elif self._read_paused and len(self._pending) <= MAX_PIPELINE // 2:
             self._read_paused = False
             transport.resume_reading()
 
@@ -519,7 +540,7 @@ class _Connection(asyncio.Protocol):
 class MockProvider:
     """A mock LLM upstream (OpenAI, Anthropic and Gemini APIs) on a real socket, driven by scripts.
 
-    ``defaults`` is a reply spec (see the package docs) used for unscripted requests and as the base of
+    ``defaults`` is a reply spec (see ``ccr_fast.mock``) used for unscripted requests and as the base of
     scripted replies. ``log_size`` bounds the request log (0 turns it off, e.g. for long benchmarks).
     """
 

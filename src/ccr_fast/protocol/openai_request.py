@@ -122,7 +122,7 @@ def _turns(messages: Any) -> Iterator[tuple[str, list[Any]]]:
 
 
 def _joined_text(content: Any) -> str:
-    """A system prompt (string or text blocks) as one string; blocks are separated by a blank line."""
+    """A string, or the text of text blocks separated by a blank line (system prompts, search results)."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
@@ -317,7 +317,7 @@ def _tools(tools: Any) -> list[JSONDict]:
             kind = tool.get("type")
             if isinstance(kind, str) and kind.startswith(SERVER_TOOL_PREFIXES):
                 continue
-            schema = EMPTY_SCHEMA
+            schema = copy.deepcopy(EMPTY_SCHEMA)  # a fresh object: later stages may edit schemas in place
         function: JSONDict = {"name": tool["name"]}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]

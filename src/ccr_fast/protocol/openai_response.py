@@ -15,6 +15,7 @@ from ccr_fast.protocol.errors import TYPE_TO_STATUS, GatewayError, map_upstream_
 __all__ = [
     "UNPARSED_ARGUMENTS_KEY",
     "anthropic_usage",
+    "content_text",
     "openai_error",
     "openai_to_anthropic",
     "stop_reason_for",
@@ -58,7 +59,7 @@ def openai_to_anthropic(body: Mapping[str, Any], *, model: str, message_id: str 
     message_obj = choice.get("message")
     msg: Mapping[str, Any] = message_obj if isinstance(message_obj, Mapping) else {}
     content = _reasoning_blocks(msg)
-    text = _text_of(msg.get("content"))
+    text = content_text(msg.get("content"))
     if text:
         content.append({"type": "text", "text": text})
     refusal = msg.get("refusal")
@@ -93,7 +94,7 @@ def _first_choice(choices: Any) -> Mapping[str, Any] | None:
     return candidates[0] if candidates else None
 
 
-def _text_of(content: Any) -> str:
+def content_text(content: Any) -> str:
     """Message content as text: a string, or the text parts some servers send as a list."""
     if isinstance(content, str):
         return content

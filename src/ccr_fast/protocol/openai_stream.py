@@ -34,6 +34,7 @@ import importlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Final, Literal, Protocol
 
 import orjson
@@ -41,7 +42,7 @@ import orjson
 from ccr_fast import _speedups
 from ccr_fast.protocol.anthropic_ids import new_message_id, to_anthropic_tool_id
 from ccr_fast.protocol.errors import error_event
-from ccr_fast.protocol.openai_response import anthropic_usage, openai_error, stop_reason_for
+from ccr_fast.protocol.openai_response import anthropic_usage, content_text, openai_error, stop_reason_for
 
 __all__ = ["Implementation", "OpenAIStreamTranslator"]
 
@@ -65,7 +66,7 @@ class _HotPaths:
 
 @functools.cache
 def _hot_paths(implementation: Implementation) -> _HotPaths:
-    modules = []
+    modules: list[ModuleType] = []
     for name in ("sse_framer", "openai_fast"):
         if implementation == "auto":
             module = _speedups.load(name)
@@ -161,7 +162,7 @@ class OpenAIStreamTranslator:
     # --- public API -------------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> bytes:
-        """Consume raw upstream bytes (any split); return the Anthropic SSE bytes they complete (maybe b"")."""
+        """Consume raw upstream bytes (any split); return the Anthropic SSE bytes they complete, maybe b""."""
         if self.finished:
             return b""
         events = self._decoder.feed(data)
@@ -197,7 +198,7 @@ class OpenAIStreamTranslator:
         return b"".join(self._out)
 
     def fail(self, error_type: str, message: str) -> bytes:
-        """The upstream broke mid-stream: an Anthropic ``event: error`` (the stream then ends without stop)."""
+        """The upstream broke mid-stream: an ``event: error`` frame; the stream ends without message_stop."""
         if self.finished:
             return b""
         self.finished = self.errored = True
@@ -262,10 +263,8 @@ class OpenAIStreamTranslator:
             self._signature(signature)
         for data in encrypted:
             self._redacted(data)
-        content = delta.get("content")
-        if isinstance(content, list):
-            content = "".join(p["text"] for p in content if isinstance(p, Mapping) and isinstance(p.get("text"), str))
-        if isinstance(content, str) and content:
+        content = content_text(delta.get("content"))
+        if content:
             self._text(content)
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
@@ -415,7 +414,6 @@ class OpenAIStreamTranslator:
         if block.kind == _TEXT:
             if pending.isspace():
                 return  # deferred whitespace with nothing after it: no block
-            self._blank = ""
             self._emit_start(block, {"type": "text", "text": ""})
             self._emit_delta(block.index, {"type": "text_delta", "text": pending})
         elif block.kind == _THINKING:
@@ -451,7 +449,7 @@ class OpenAIStreamTranslator:
         if self._started:
             return
         self._started = True
-        message = {
+        message: JSONDict = {
             "id": self._message_id,
             "type": "message",
             "role": "assistant",
@@ -469,6 +467,7 @@ class OpenAIStreamTranslator:
         self._out.append(_frame(b"message_start", {"type": "message_start", "message": message}))
 
     def _emit_start(self, block: _Block, content_block: JSONDict) -> None:
+        self._blank = ""  # whitespace held back before this block never gets a block of its own
         block.index = self._next_index
         self._next_index += 1
         self._open = block
@@ -484,10 +483,13 @@ class OpenAIStreamTranslator:
         """Keep the last usage that says something; an empty or all-zero one after a real one is noise."""
         if not isinstance(usage, Mapping) or not usage:
             return
-        if self._upstream_usage is not None and not (usage.get("prompt_tokens") or usage.get("completion_tokens")):
+        says_something = usage.get("prompt_tokens") or usage.get("completion_tokens")
+        if self._upstream_usage is not None and not says_something:
             return
         self._upstream_usage = usage
         self.usage = anthropic_usage(usage)
+        if not usage.get("prompt_tokens"):
+            self.usage["input_tokens"] = self._input_estimate  # a count of 0 would be worse than the estimate
 
     def _finish(self) -> None:
         """``[DONE]`` or end of stream: close every block, then one message_delta and message_stop."""

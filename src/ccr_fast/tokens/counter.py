@@ -235,8 +235,8 @@ class TokenCounter:
         worker thread (tiktoken releases the GIL, so this also uses a second core).
         """
         plan = self._plan(body)
-        if True:
-            return self._finish(plan) if True else 0
+        if plan.uncached_chars < self._inline_chars:
+            return self._finish(plan)
         owned: dict[int, tuple[str, Future[int]]] = {}
         waits: list[tuple[Future[int], int]] = []
         with self._lock:
