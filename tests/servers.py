@@ -66,8 +66,17 @@ def run_ccr_fast(
     home = tmp / "home"
     (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
     port = free_port()
-    args = [sys.executable, "-m", "ccr_fast", "--port", str(port), "--workers", str(workers),
-            "--interface", interface]
+    args = [
+        sys.executable,
+        "-m",
+        "ccr_fast",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--interface",
+        interface,
+    ]
     if config is not None:
         cfg_path = tmp / "config.json"
         cfg_path.write_text(json.dumps(config))
@@ -77,7 +86,9 @@ def run_ccr_fast(
     full_env = {**os.environ, "HOME": str(home), **(env or {})}
     full_env.pop("CCR_FAST_CONFIG", None)
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
     server = RunningServer(f"http://127.0.0.1:{port}", port, proc, home, log_path)
     try:
         wait_http(server.url + "/health", proc=proc)

@@ -18,19 +18,25 @@ from tests.e2e.conftest import gateway_config
 from tests.servers import free_port, run_ccr_fast, wait_http
 
 
-def _run(args: list[str], home: Path, extra_env: dict[str, str] | None = None,
-         **kw: object) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], home: Path, extra_env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(home), **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "ccr_fast", *args], env=env, capture_output=True, text=True,
-                          timeout=60, **kw)  # type: ignore[call-overload]
+    return subprocess.run(
+        [sys.executable, "-m", "ccr_fast", *args], env=env, capture_output=True, text=True, timeout=60, **kw
+    )  # type: ignore[call-overload]
 
 
 def test_version_reports_extensions(tmp_path: Path) -> None:
     out = _run(["version"], tmp_path).stdout
     assert out.startswith("ccr-fast ")
     assert "sse_framer:" in out and "openai_fast:" in out
-    pure = subprocess.run([sys.executable, "-m", "ccr_fast", "version"], capture_output=True, text=True,
-                          env={**os.environ, "CCR_FAST_PURE": "1"}).stdout
+    pure = subprocess.run(
+        [sys.executable, "-m", "ccr_fast", "version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CCR_FAST_PURE": "1"},
+    ).stdout
     assert "sse_framer: pure Python" in pure
 
 
@@ -116,15 +122,31 @@ def test_ccr_config_json5_env_and_chains_starts_unchanged(mock: MockProvider, tm
 }}
 """
     )
-    env = {**os.environ, "HOME": str(home), "MOCK_URL": mock.url, "DEEPSEEK_API_KEY": "sk-ds-from-env",
-           "OPENROUTER_API_KEY": "sk-or-from-env"}
-    proc = subprocess.Popen([sys.executable, "-m", "ccr_fast", "--workers", "1", "start"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "MOCK_URL": mock.url,
+        "DEEPSEEK_API_KEY": "sk-ds-from-env",
+        "OPENROUTER_API_KEY": "sk-or-from-env",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccr_fast", "--workers", "1", "start"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
         mock.script([{"text": "hi from deepseek"}])
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/messages", json={
-            "model": "claude-sonnet-5", "max_tokens": 9000, "messages": [{"role": "user", "content": "x"}]})
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/messages",
+            json={
+                "model": "claude-sonnet-5",
+                "max_tokens": 9000,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+        )
         assert r.status_code == 200, r.text
         assert r.json()["content"][0]["text"] == "hi from deepseek"
         sent = mock.requests[-1]
@@ -152,9 +174,15 @@ def test_ccr_config_json5_env_and_chains_starts_unchanged(mock: MockProvider, tm
 def test_demo_mode_without_config(tmp_path: Path) -> None:
     """No config file: the embedded demo config against the bundled mock, so the README's curl works."""
     with run_ccr_fast(None, tmp_path) as server:
-        r = httpx.post(server.url + "/v1/messages", json={
-            "model": "claude-sonnet-5", "max_tokens": 100, "messages": [{"role": "user", "content": "Hello"}]},
-            timeout=10)
+        r = httpx.post(
+            server.url + "/v1/messages",
+            json={
+                "model": "claude-sonnet-5",
+                "max_tokens": 100,
+                "messages": [{"role": "user", "content": "Hello"}],
+            },
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         data = r.json()
         assert data["type"] == "message"

@@ -101,7 +101,9 @@ def _effective_host_port(config, args: argparse.Namespace) -> tuple[str, int]:  
     host = args.host or config.host
     port = args.port or config.port
     if not config.apikey and host not in LOOPBACK:
-        _eprint(f"ccr-fast: warning: HOST {host} ignored: without APIKEY the server listens on 127.0.0.1 only")
+        _eprint(
+            f"ccr-fast: warning: HOST {host} ignored: without APIKEY the server listens on 127.0.0.1 only"
+        )
         host = "127.0.0.1"
     return host, port
 
@@ -112,8 +114,17 @@ def _demo_mock() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ccr_fast.mock", "--host", "127.0.0.1", "--port", "0",
-             "--port-file", str(port_file)],
+            [
+                sys.executable,
+                "-m",
+                "ccr_fast.mock",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+            ],
             stdout=subprocess.DEVNULL,
         )
         try:
@@ -156,12 +167,24 @@ def cmd_start(args: argparse.Namespace) -> int:
         workers = args.workers or config.workers
         _dir().mkdir(parents=True, exist_ok=True)
         pid_file().write_text(str(os.getpid()))
-        state_file().write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "apikey": bool(config.apikey)}))
+        state_file().write_text(
+            json.dumps({"pid": os.getpid(), "host": host, "port": port, "apikey": bool(config.apikey)})
+        )
         stack.callback(_cleanup_pid)
-        print(f"ccr-fast {__version__} listening on http://{host}:{port} ({workers} workers, {args.interface.upper()})",
-              flush=True)
-        serve(config, host=host, port=port, workers=workers, interface=args.interface, config_path=path,
-              demo_mock_url=demo_url)
+        print(
+            f"ccr-fast {__version__} listening on http://{host}:{port} "
+            f"({workers} workers, {args.interface.upper()})",
+            flush=True,
+        )
+        serve(
+            config,
+            host=host,
+            port=port,
+            workers=workers,
+            interface=args.interface,
+            config_path=path,
+            demo_mock_url=demo_url,
+        )
     return 0
 
 
@@ -229,7 +252,9 @@ def start_background(args: argparse.Namespace) -> tuple[str, int]:
             argv += [flag, str(value)]
     argv += ["--interface", args.interface, "start"]
     with open(logs / "ccr-fast.log", "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -314,8 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (default: HOST from the config)")
     p.add_argument("--port", type=int, help="listen port (default: PORT from the config, 3456)")
     p.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
-    p.add_argument("--interface", choices=("rsgi", "asgi"), default=os.environ.get("CCR_FAST_INTERFACE", "rsgi"),
-                   help="server interface (default rsgi; asgi is the reference)")
+    p.add_argument(
+        "--interface",
+        choices=("rsgi", "asgi"),
+        default=os.environ.get("CCR_FAST_INTERFACE", "rsgi"),
+        help="server interface (default rsgi; asgi is the reference)",
+    )
     sub = p.add_subparsers(dest="command")
     sub.add_parser("start", help="run the service in the foreground")
     st = sub.add_parser("stop", help="stop the running service")
@@ -324,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="show whether the service runs, its PID and endpoint")
     code = sub.add_parser("code", help="run Claude Code through ccr-fast (starts it if needed)")
     code.add_argument("rest", nargs=argparse.REMAINDER)
-    sub.add_parser("activate", help="print export lines: eval \"$(ccr-fast activate)\"")
+    sub.add_parser("activate", help='print export lines: eval "$(ccr-fast activate)"')
     sub.add_parser("env", help="same as activate")
     sub.add_parser("version", help="version and whether the compiled extensions are in use")
     sub.add_parser("help", help="this help")

@@ -11,8 +11,12 @@ from tests.servers import RunningServer
 pytestmark = pytest.mark.e2e
 
 
-def _post(gw: RunningServer, content: bytes | str, path: str = "/v1/messages", **kw: object) -> httpx.Response:
-    return httpx.post(gw.url + path, content=content, headers={"content-type": "application/json"}, timeout=15, **kw)  # type: ignore[arg-type]
+def _post(
+    gw: RunningServer, content: bytes | str, path: str = "/v1/messages", **kw: object
+) -> httpx.Response:
+    return httpx.post(
+        gw.url + path, content=content, headers={"content-type": "application/json"}, timeout=15, **kw
+    )  # type: ignore[arg-type]
 
 
 def _assert_error(r: httpx.Response, status: int, etype: str, needle: str = "") -> None:
@@ -48,7 +52,9 @@ def test_invalid_bodies(gateway: RunningServer, body: bytes, needle: str) -> Non
 
 
 def test_unknown_provider_is_404(gateway: RunningServer) -> None:
-    r = _post(gateway, b'{"model": "nope,some-model", "max_tokens": 5, "messages": [{"role":"user","content":"x"}]}')
+    r = _post(
+        gateway, b'{"model": "nope,some-model", "max_tokens": 5, "messages": [{"role":"user","content":"x"}]}'
+    )
     _assert_error(r, 404, "not_found_error", "nope")
 
 

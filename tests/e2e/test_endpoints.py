@@ -36,8 +36,17 @@ def test_config_is_redacted(gateway: RunningServer) -> None:
 
 def test_transformers_listed(gateway: RunningServer) -> None:
     names = {t["name"] for t in httpx.get(gateway.url + "/api/transformers").json()["transformers"]}
-    assert {"Anthropic", "OpenAI", "deepseek", "openrouter", "groq", "maxtoken", "cleancache",
-            "streamoptions", "customparams"} <= names
+    assert {
+        "Anthropic",
+        "OpenAI",
+        "deepseek",
+        "openrouter",
+        "groq",
+        "maxtoken",
+        "cleancache",
+        "streamoptions",
+        "customparams",
+    } <= names
 
 
 def test_count_tokens(gateway: RunningServer) -> None:
@@ -73,7 +82,10 @@ def test_apikey_required(secured: RunningServer, mock: MockProvider) -> None:
     r = httpx.post(secured.url + "/v1/messages", json=body, headers={"x-api-key": "wrong"})
     assert r.status_code == 401
     mock.script([{"text": "a"}, {"text": "b"}])
-    assert httpx.post(secured.url + "/v1/messages", json=body, headers={"x-api-key": "s3cret-key"}).status_code == 200
+    assert (
+        httpx.post(secured.url + "/v1/messages", json=body, headers={"x-api-key": "s3cret-key"}).status_code
+        == 200
+    )
     r = httpx.post(secured.url + "/v1/messages", json=body, headers={"authorization": "Bearer s3cret-key"})
     assert r.status_code == 200
     assert httpx.get(secured.url + "/api/config").status_code == 401

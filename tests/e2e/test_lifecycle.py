@@ -19,7 +19,12 @@ from tests.servers import RunningServer, run_ccr_fast
 
 pytestmark = pytest.mark.e2e
 
-BODY = {"model": "claude-sonnet-5", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+BODY = {
+    "model": "claude-sonnet-5",
+    "max_tokens": 50,
+    "stream": True,
+    "messages": [{"role": "user", "content": "x"}],
+}
 
 
 def _wait_for(pred, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
@@ -37,12 +42,15 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("body_model", ["claude-sonnet-5", "claude-haiku-4-5"])
-def test_client_disconnect_cancels_upstream(gateway: RunningServer, mock: MockProvider, body_model: str) -> None:
+def test_client_disconnect_cancels_upstream(
+    gateway: RunningServer, mock: MockProvider, body_model: str
+) -> None:
     """Translated and pass-through streams: closing the client connection closes the upstream one."""
     mock.script([{"text": "word " * 60, "chunks": 60, "chunk_delay_ms": 100}])
-    with httpx.Client(timeout=10) as http, http.stream(
-        "POST", gateway.url + "/v1/messages", json=dict(BODY, model=body_model)
-    ) as resp:
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream("POST", gateway.url + "/v1/messages", json=dict(BODY, model=body_model)) as resp,
+    ):
         assert resp.status_code == 200
         first = next(resp.iter_bytes())
         assert b"message_start" in first
@@ -62,7 +70,10 @@ def test_graceful_shutdown_lets_streams_finish(mock: MockProvider, tmp_path: Pat
     with run_ccr_fast(gateway_config(mock.url, SHUTDOWN_TIMEOUT_MS=10000), tmp_path) as server:
         mock.script([{"text": "tick " * 15, "chunks": 15, "chunk_delay_ms": 80}])
         received = bytearray()
-        with httpx.Client(timeout=10) as http, http.stream("POST", server.url + "/v1/messages", json=BODY) as resp:
+        with (
+            httpx.Client(timeout=10) as http,
+            http.stream("POST", server.url + "/v1/messages", json=BODY) as resp,
+        ):
             it = resp.iter_bytes()
             received += next(it)
             server.proc.send_signal(signal.SIGTERM)
@@ -80,9 +91,9 @@ def test_failed_worker_is_respawned(mock: MockProvider, tmp_path: Path) -> None:
         workers = _children(server.proc.pid)
         assert len(workers) == 2, workers
         os.kill(workers[0], signal.SIGKILL)
-        assert _wait_for(
-            lambda: len(set(_children(server.proc.pid)) - {workers[0]}) == 2, timeout=15
-        ), _children(server.proc.pid)
+        assert _wait_for(lambda: len(set(_children(server.proc.pid)) - {workers[0]}) == 2, timeout=15), (
+            _children(server.proc.pid)
+        )
         mock.script([{"text": "still here"}] * 4)
         for _ in range(4):
             r = httpx.post(server.url + "/v1/messages", json=dict(BODY, stream=False), timeout=10)
@@ -92,16 +103,23 @@ def test_failed_worker_is_respawned(mock: MockProvider, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def asgi_gateway(mock_provider: MockProvider, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with run_ccr_fast(gateway_config(mock_provider.url), tmp_path_factory.mktemp("asgi"), interface="asgi") as s:
+    with run_ccr_fast(
+        gateway_config(mock_provider.url), tmp_path_factory.mktemp("asgi"), interface="asgi"
+    ) as s:
         yield s
 
 
 def test_asgi_interface_serves_the_same(asgi_gateway: RunningServer, mock: MockProvider) -> None:
     client = anthropic.Anthropic(base_url=asgi_gateway.url, api_key="x", max_retries=0)
     mock.script([{"text": "via asgi"}, {"text": "streamed via asgi", "chunks": 5}])
-    assert client.messages.create(
-        model="claude-sonnet-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
-    ).content[0].text == "via asgi"
+    assert (
+        client.messages.create(
+            model="claude-sonnet-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+        .content[0]
+        .text
+        == "via asgi"
+    )
     with client.messages.stream(
         model="claude-sonnet-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
     ) as stream:
@@ -113,7 +131,10 @@ def test_asgi_interface_serves_the_same(asgi_gateway: RunningServer, mock: MockP
 
 def test_asgi_disconnect_cancels_upstream(asgi_gateway: RunningServer, mock: MockProvider) -> None:
     mock.script([{"text": "word " * 60, "chunks": 60, "chunk_delay_ms": 100}])
-    with httpx.Client(timeout=10) as http, http.stream("POST", asgi_gateway.url + "/v1/messages", json=BODY) as resp:
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream("POST", asgi_gateway.url + "/v1/messages", json=BODY) as resp,
+    ):
         next(resp.iter_bytes())
     assert _wait_for(lambda: mock.stats.get("client_aborts", 0) >= 1, timeout=2.0), mock.stats
 

@@ -37,6 +37,7 @@ def test_stream_bytes_identical_to_upstream(gateway: RunningServer, mock: MockPr
     direct = httpx.post(mock.url + "/v1/messages", json=direct_body, timeout=10)
     assert via_gateway.status_code == 200
     assert via_gateway.headers["content-type"].startswith("text/event-stream")
+
     # message ids are minted per response by the mock: compare with them masked
     def mask(b: bytes) -> bytes:
         return re.sub(rb'"id":"[^"]*"', b'"id":"X"', b)

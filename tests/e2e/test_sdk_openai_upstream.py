@@ -61,7 +61,7 @@ def test_stream_parallel_tool_calls(client: anthropic.Anthropic, mock: MockProvi
             {
                 "text": "Checking both.",
                 "tool_calls": [
-                    {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris, \"FR\" é"}},
+                    {"id": "call_a", "name": "get_weather", "arguments": {"city": 'Paris, "FR" é'}},
                     {"id": "call_b", "name": "get_time", "arguments": {"tz": "Europe/Paris"}},
                 ],
                 "quirks": {"args_fragments": 7, "interleave_tool_args": True},
@@ -117,7 +117,15 @@ def test_non_stream_tool_round_trip(client: anthropic.Anthropic, mock: MockProvi
 
 
 def test_thinking_stream_comes_first(client: anthropic.Anthropic, mock: MockProvider) -> None:
-    mock.script([{"thinking": "Let me think about it.", "text": "42", "quirks": {"reasoning_field": "reasoning_content"}}])
+    mock.script(
+        [
+            {
+                "thinking": "Let me think about it.",
+                "text": "42",
+                "quirks": {"reasoning_field": "reasoning_content"},
+            }
+        ]
+    )
     with client.messages.stream(
         model="claude-sonnet-5",
         max_tokens=2000,
@@ -134,7 +142,9 @@ def test_thinking_stream_comes_first(client: anthropic.Anthropic, mock: MockProv
 def test_upstream_429_keeps_retry_after(client: anthropic.Anthropic, mock: MockProvider) -> None:
     mock.script([{"error": {"status": 429, "message": "slow down", "retry_after": 7}}])
     with pytest.raises(anthropic.RateLimitError) as info:
-        client.messages.create(model="claude-sonnet-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model="claude-sonnet-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.response.headers.get("retry-after") == "7"
     assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
     assert "slow down" in info.value.body["error"]["message"]  # type: ignore[index]
@@ -144,18 +154,23 @@ def test_upstream_429_keeps_retry_after(client: anthropic.Anthropic, mock: MockP
 def test_midstream_failure_becomes_error_event(client: anthropic.Anthropic, mock: MockProvider) -> None:
     mock.script([{"text": "partial answer that will break", "chunks": 10, "fail_after_chunks": 3}])
     seen_text = []
-    with pytest.raises(anthropic.APIStatusError) as info:  # the SDK raises on `event: error`
-        with client.messages.stream(
+    # the SDK raises on `event: error`
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        client.messages.stream(
             model="claude-sonnet-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
-        ) as stream:
-            for event in stream:
-                if event.type == "text":
-                    seen_text.append(event.text)
+        ) as stream,
+    ):
+        for event in stream:
+            if event.type == "text":
+                seen_text.append(event.text)
     assert "stream failed" in str(info.value) or "api_error" in str(info.value)
     assert seen_text  # what arrived before the break was delivered
 
 
-def test_mid_conversation_system_message_reaches_upstream(client: anthropic.Anthropic, mock: MockProvider) -> None:
+def test_mid_conversation_system_message_reaches_upstream(
+    client: anthropic.Anthropic, mock: MockProvider
+) -> None:
     mock.script([{"text": "ok"}])
     client.messages.create(
         model="claude-sonnet-5",

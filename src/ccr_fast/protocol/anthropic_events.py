@@ -22,7 +22,7 @@ def message_to_events(message: dict[str, Any]) -> bytes:
         "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
         "output_tokens": 0,
     }
-    shell = {
+    shell: dict[str, Any] = {
         "id": message.get("id"),
         "type": "message",
         "role": "assistant",
@@ -45,19 +45,30 @@ def message_to_events(message: dict[str, Any]) -> bytes:
                 deltas.append({"type": "signature_delta", "signature": block["signature"]})
         elif btype in ("tool_use", "server_tool_use"):
             start = {"type": btype, "id": block.get("id"), "name": block.get("name"), "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": orjson.dumps(block.get("input", {})).decode()}]
+            deltas = [
+                {"type": "input_json_delta", "partial_json": orjson.dumps(block.get("input", {})).decode()}
+            ]
         else:  # redacted_thinking, web_search_tool_result, ...: whole block in the start event
             start, deltas = block, []
-        out.append(_event("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        out.append(
+            _event(
+                "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
+            )
+        )
         for delta in deltas:
-            out.append(_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+            out.append(
+                _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            )
         out.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
     out.append(
         _event(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")},
+                "delta": {
+                    "stop_reason": message.get("stop_reason"),
+                    "stop_sequence": message.get("stop_sequence"),
+                },
                 "usage": usage or {"output_tokens": 0},
             },
         )

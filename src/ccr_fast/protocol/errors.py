@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -135,7 +136,7 @@ def upstream_error_message(body: bytes, status: int) -> str:
     return f"upstream returned HTTP {status}"
 
 
-def from_upstream(status: int, body: bytes, headers: dict[str, str] | None = None) -> GatewayError:
+def from_upstream(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> GatewayError:
     """Map an upstream HTTP error (any dialect) to the error we answer the client with."""
     if 200 <= status < 300:
         raise ValueError("not an error status")

@@ -102,7 +102,9 @@ class App:
                 if msg["type"] == "http.disconnect":
                     return
 
-        await _serve_watched(self.gateway, req, watch(), lambda resp: _asgi_send(send, resp, req.method == "HEAD"))
+        await _serve_watched(
+            self.gateway, req, watch(), lambda resp: _asgi_send(send, resp, req.method == "HEAD")
+        )
 
     # ------------------------------------------------------------------ RSGI
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -130,7 +132,10 @@ class App:
         host = client.rsplit(":", 1)[0] if client.count(":") == 1 else client
         req = Request(scope.method, scope.path, scope.query_string, headers, body, host, request_id)
         await _serve_watched(
-            self.gateway, req, protocol.client_disconnect(), lambda resp: _rsgi_send(protocol, resp, req.method == "HEAD")
+            self.gateway,
+            req,
+            protocol.client_disconnect(),
+            lambda resp: _rsgi_send(protocol, resp, req.method == "HEAD"),
         )
 
 
@@ -189,7 +194,7 @@ async def _asgi_body(receive: ASGIReceive, headers: dict[str, str], limit: int) 
     first = await receive()
     if first["type"] == "http.disconnect":
         raise ConnectionError
-    body = first.get("body", b"")
+    body: bytes = first.get("body", b"")
     if not first.get("more_body", False):
         if len(body) > limit:
             raise BodyTooLarge
@@ -211,7 +216,8 @@ async def _rsgi_body(protocol: Any, headers: dict[str, str], limit: int) -> byte
     if cl is not None and cl.isdigit():
         if int(cl) > limit:
             raise BodyTooLarge
-        return await protocol()
+        data: bytes = await protocol()
+        return data
     buf = bytearray()
     async for chunk in protocol:
         buf += chunk

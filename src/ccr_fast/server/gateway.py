@@ -37,7 +37,9 @@ class Gateway:
         self.config = config
         self.transport = transport
         self.sessions = SessionUsage()
-        self.router = Router(config, sessions=self.sessions, custom=load_custom_router(config.custom_router_path))
+        self.router = Router(
+            config, sessions=self.sessions, custom=load_custom_router(config.custom_router_path)
+        )
         self.plans = PlanCache(config)
         self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
@@ -64,21 +66,26 @@ class Gateway:
                 handler = self._routes.get((req.method, path))
             if handler is None:
                 if req.path in self._paths:
-                    raise GatewayError(405, f"method {req.method} not allowed on {req.path}", "invalid_request_error")
+                    raise GatewayError(
+                        405, f"method {req.method} not allowed on {req.path}", "invalid_request_error"
+                    )
                 raise GatewayError(404, f"no route for {req.method} {req.path}", "not_found_error")
             if self.auth is not None and not is_public(req.path):
                 self.auth.check(req.headers)
             resp = await handler(self, req)
         except GatewayError as err:
             if err.status >= 500:
-                log.warning("%s %s %s -> %d %s", req.request_id, req.method, req.path, err.status, err.message)
+                log.warning(
+                    "%s %s %s -> %d %s", req.request_id, req.method, req.path, err.status, err.message
+                )
             else:
                 log.info("%s %s %s -> %d %s", req.request_id, req.method, req.path, err.status, err.message)
             resp = error_response(err, req.request_id)
         except Exception:
             log.exception("%s %s %s: unhandled error", req.request_id, req.method, req.path)
             resp = error_response(
-                GatewayError(500, "internal error in ccr-fast; see the server log", "api_error"), req.request_id
+                GatewayError(500, "internal error in ccr-fast; see the server log", "api_error"),
+                req.request_id,
             )
         else:
             if resp.stream is None:
@@ -96,7 +103,9 @@ async def _root(gw: Gateway, req: Request) -> Response:
 
 
 async def _health(gw: Gateway, req: Request) -> Response:
-    return json_response({"status": "ok", "timestamp": time.time(), "uptime_s": round(time.time() - gw.started_at, 3)})
+    return json_response(
+        {"status": "ok", "timestamp": time.time(), "uptime_s": round(time.time() - gw.started_at, 3)}
+    )
 
 
 async def _get_config(gw: Gateway, req: Request) -> Response:

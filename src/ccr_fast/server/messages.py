@@ -72,7 +72,11 @@ async def handle_messages(gw: Gateway, req: Request) -> Response:
         err = from_upstream(resp.status, raw, resp.headers)
         log.warning(
             "%s upstream %s/%s answered %d: %s",
-            req.request_id, plan.provider, plan.model, resp.status, err.message,
+            req.request_id,
+            plan.provider,
+            plan.model,
+            resp.status,
+            err.message,
         )
         raise err
     if not stream:

@@ -59,7 +59,9 @@ def validate_messages_body(body: dict[str, Any], *, count_tokens: bool = False) 
             raise _bad(f"messages[{i}]", "an object", msg)
         role = msg.get("role")
         if role not in _ROLES:
-            raise GatewayError(400, f"messages[{i}].role: expected one of user, assistant, system, got {role!r}")
+            raise GatewayError(
+                400, f"messages[{i}].role: expected one of user, assistant, system, got {role!r}"
+            )
         content = msg.get("content")
         if not isinstance(content, str | list):
             raise _bad(f"messages[{i}].content", "a string or an array of content blocks", content)

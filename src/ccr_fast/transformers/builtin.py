@@ -132,7 +132,7 @@ def strip_cache_control(body: dict[str, Any]) -> None:
 
 
 class StreamOptionsTransformer(Transformer):
-    """streamoptions: stream_options.include_usage on streams (on by default; {include_usage:false} turns it off)."""
+    """streamoptions: ask for stream_options.include_usage (default on; {include_usage: false} disables)."""
 
     name = "streamoptions"
 

@@ -124,7 +124,9 @@ class AiohttpTransport:
         except TimeoutError as exc:
             raise UpstreamTimeout(f"upstream did not answer within {t:g}s") from exc
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamConnectError(f"cannot connect to upstream {exc.host}:{exc.port}: {exc.os_error}") from exc
+            raise UpstreamConnectError(
+                f"cannot connect to upstream {exc.host}:{exc.port}: {exc.os_error}"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream request failed: {exc}") from exc
         return AiohttpResponse(resp)
