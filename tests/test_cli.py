@@ -223,3 +223,36 @@ def test_restart_runs_in_background(mock: MockProvider, tmp_path: Path, cmd: str
         assert (home / ".claude-code-router" / "logs" / "ccr-fast.log").exists()
     finally:
         _run(["stop"], home)
+
+
+def test_code_starts_service_and_runs_claude_with_ccr_env(mock: MockProvider, tmp_path: Path) -> None:
+    """`ccr-fast code` starts the service in the background if needed and runs CLAUDE_PATH with CCR's env."""
+    home = tmp_path / "home"
+    (home / ".claude-code-router").mkdir(parents=True)
+    fake_claude = tmp_path / "fake-claude"
+    fake_claude.write_text(
+        "#!/bin/sh\n"
+        'echo "ARGS=$*"\n'
+        "env | grep -E '^(ANTHROPIC_|NO_PROXY|DISABLE_|API_TIMEOUT_MS)' | sort\n"
+        'curl -s -o /dev/null -w "HEALTH=%{http_code}\\n" "$ANTHROPIC_BASE_URL/health"\n'
+        "exit 7\n"
+    )
+    fake_claude.chmod(0o755)
+    port = free_port()
+    cfg = gateway_config(mock.url, PORT=port, APIKEY="key-123", CLAUDE_PATH=str(fake_claude), API_TIMEOUT_MS=123456)
+    (home / ".claude-code-router" / "config.json").write_text(json.dumps(cfg))
+    try:
+        res = _run(["--workers", "1", "code", "-p", "hello world"], home)
+        assert res.returncode == 7, res.stderr
+        out = res.stdout
+        assert "ARGS=-p hello world" in out
+        assert f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}" in out
+        assert "ANTHROPIC_AUTH_TOKEN=key-123" in out
+        assert "ANTHROPIC_API_KEY=\n" in out
+        assert "NO_PROXY=127.0.0.1" in out
+        assert "DISABLE_TELEMETRY=true" in out
+        assert "DISABLE_COST_WARNINGS=true" in out
+        assert "API_TIMEOUT_MS=123456" in out
+        assert "HEALTH=200" in out
+    finally:
+        _run(["stop"], home)

@@ -362,6 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_VALUE_OPTIONS = frozenset({"--config", "--host", "--port", "--workers", "--interface"})
+
+
+def _command_index(argv: list[str]) -> int | None:
+    """Position of the subcommand: the first token that is neither an option nor an option's value."""
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in _VALUE_OPTIONS:
+            i += 2
+        elif tok.startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "mock":
@@ -369,7 +386,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return mock_main(argv[1:])
     parser = build_parser()
+    # everything after `code` belongs to claude, options included (argparse would try to parse them)
+    claude_args: list[str] = []
+    at = _command_index(argv)
+    if at is not None and argv[at] == "code":
+        argv, claude_args = argv[: at + 1], argv[at + 1 :]
     args = parser.parse_args(argv)
+    if args.command == "code":
+        args.rest = claude_args
     commands = {
         "start": cmd_start,
         "stop": cmd_stop,

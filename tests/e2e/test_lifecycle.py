@@ -162,3 +162,19 @@ def test_concurrent_streams_two_workers(mock: MockProvider, tmp_path: Path) -> N
             t.join(30)
         assert not errors, errors
         assert sorted(results) == sorted(f"reply {i}" for i in range(20))
+
+
+def test_pings_keep_a_silent_stream_alive(mock: MockProvider, tmp_path: Path) -> None:
+    """A long upstream silence (slow time to first token) is bridged by `event: ping` frames."""
+    with run_ccr_fast(gateway_config(mock.url, STREAM_KEEPALIVE_MS=300), tmp_path) as server:
+        for model in ("claude-sonnet-5", "claude-haiku-4-5"):  # translated and pass-through
+            mock.script([{"text": "after the wait", "ttft_ms": 1200, "chunks": 2}])
+            r = httpx.post(server.url + "/v1/messages", json=dict(BODY, model=model), timeout=10)
+            assert r.status_code == 200
+            events = [line for line in r.text.splitlines() if line.startswith("event: ")]
+            assert events.count("event: ping") >= 2, events
+            assert events[-1] == "event: message_stop"
+            client = anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0)
+            mock.script([{"text": "after the wait", "ttft_ms": 800, "chunks": 2}])
+            with client.messages.stream(model=model, max_tokens=5, messages=[{"role": "user", "content": "x"}]) as s:
+                assert s.get_final_text() == "after the wait"

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ccr_fast.messages")
 access = logging.getLogger("ccr_fast.access")
 
+#: sent when the upstream has been silent for ``Gateway.keepalive_s`` (the SDKs ignore pings)
+PING_EVENT = b'event: ping\ndata: {"type": "ping"}\n\n'
+
 #: client headers an Anthropic upstream needs to see (auth is replaced by the provider's key)
 _FORWARD_TO_ANTHROPIC = ("anthropic-version", "anthropic-beta")
 
@@ -240,7 +243,10 @@ async def _translated_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIte
         input_tokens=ctx.decision.token_count or 0,
     )
     try:
-        async for chunk in resp.iter_chunks():
+        async for chunk in resp.iter_chunks(ctx.gw.keepalive_s):
+            if not chunk:
+                yield PING_EVENT
+                continue
             out = translator.feed(chunk)
             if out:
                 yield out
@@ -262,7 +268,11 @@ async def _passthrough_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIt
     peek = AnthropicUsagePeek()
     pending = b""
     try:
-        async for chunk in resp.iter_chunks():
+        async for chunk in resp.iter_chunks(ctx.gw.keepalive_s):
+            if not chunk:
+                if not pending:  # only between whole events
+                    yield PING_EVENT
+                continue
             peek.feed(chunk)
             data = pending + chunk if pending else chunk
             cut = max(data.rfind(b"\n\n"), data.rfind(b"\r\r"))

@@ -46,11 +46,27 @@ class AiohttpResponse:
         finally:
             self._resp.release()
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
+    async def iter_chunks(self, idle: float | None = None) -> AsyncIterator[bytes]:
         content = self._resp.content
         try:
+            if idle is None:
+                while True:
+                    data = await content.readany()
+                    if not data:
+                        return
+                    yield data
             while True:
-                data = await content.readany()
+                # asyncio.timeout costs one timer handle per read; a cancelled readany() loses nothing
+                # (the data stays in aiohttp's buffer), so reading simply resumes after a keep-alive.
+                waited = asyncio.timeout(idle)
+                try:
+                    async with waited:
+                        data = await content.readany()
+                except TimeoutError:
+                    if waited.expired():  # our idle timer, not aiohttp's read timeout
+                        yield b""
+                        continue
+                    raise
                 if not data:
                     return
                 yield data

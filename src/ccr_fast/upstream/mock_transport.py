@@ -23,7 +23,7 @@ class MockResponse:
             out += c
         return bytes(out)
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
+    async def iter_chunks(self, idle: float | None = None) -> AsyncIterator[bytes]:
         if isinstance(self.chunks, AsyncIterator):
             async for c in self.chunks:
                 yield c

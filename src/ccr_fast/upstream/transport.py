@@ -33,7 +33,10 @@ class UpstreamResponse(Protocol):
 
     async def read(self) -> bytes: ...
 
-    def iter_chunks(self) -> AsyncIterator[bytes]: ...
+    def iter_chunks(self, idle: float | None = None) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive; when ``idle`` is set, an empty ``b""`` is yielded after every
+        ``idle`` seconds without data (so the caller can send keep-alives), and reading goes on."""
+        ...
 
     def close(self) -> None:
         """Release the connection; if the body was not fully read, the connection is dropped
