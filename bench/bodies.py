@@ -133,7 +133,10 @@ def claude_code_request(
             {"type": "text", "text": _prose(rng, MAIN_PROMPT_CHARS), "cache_control": {"type": "ephemeral"}},
         ],
         "messages": [
-            {"role": "system", "content": "The user switched to plan mode; propose changes before making them."},
+            {
+                "role": "system",
+                "content": "The user switched to plan mode; propose changes before making them.",
+            },
             {
                 "role": "user",
                 "content": [
@@ -153,7 +156,10 @@ def claude_code_request(
         "tools": [],
         "metadata": {
             "user_id": orjson.dumps(
-                {"device_id": "%064x" % rng.getrandbits(256), "session_id": "5b1f0e7c-3d4a-4e2b-9c61-0a7d2f4e8b93"}
+                {
+                    "device_id": "%064x" % rng.getrandbits(256),
+                    "session_id": "5b1f0e7c-3d4a-4e2b-9c61-0a7d2f4e8b93",
+                }
             ).decode()
         },
         "thinking": {"type": "adaptive"},
@@ -162,7 +168,9 @@ def claude_code_request(
         "temperature": 1,
         "stream": True,
     }
-    names = [_TOOL_NAMES[i % len(_TOOL_NAMES)] + ("" if i < len(_TOOL_NAMES) else f"_{i}") for i in range(tools)]
+    names = [
+        _TOOL_NAMES[i % len(_TOOL_NAMES)] + ("" if i < len(_TOOL_NAMES) else f"_{i}") for i in range(tools)
+    ]
     body["tools"] = [_tool(rng, name, 200) for name in names]
     room = target_bytes - len(orjson.dumps(body))
     if room > 0:

@@ -43,7 +43,11 @@ class HttpRequest:
     body: bytes
 
     def encode(self) -> bytes:
-        head = [f"POST {self.path} HTTP/1.1", f"host: {self.host}:{self.port}", f"content-length: {len(self.body)}"]
+        head = [
+            f"POST {self.path} HTTP/1.1",
+            f"host: {self.host}:{self.port}",
+            f"content-length: {len(self.body)}",
+        ]
         head += [f"{name}: {value}" for name, value in self.headers]
         return ("\r\n".join(head) + "\r\n\r\n").encode() + self.body
 
@@ -276,7 +280,13 @@ class OpenLoopRun:
 
 
 async def open_loop(
-    request: HttpRequest, *, rate: float, duration: float, stream: bool, connections: int = 8, warmup: int = 20
+    request: HttpRequest,
+    *,
+    rate: float,
+    duration: float,
+    stream: bool,
+    connections: int = 8,
+    warmup: int = 20,
 ) -> OpenLoopRun:
     """Send ``request`` at a fixed ``rate`` per second for ``duration`` seconds and time every response.
 

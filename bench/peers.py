@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -105,7 +106,8 @@ def memory(pid: int) -> dict[str, Any]:
     its sum is what the tree really costs. Both are reported.
     """
     processes = [
-        {"pid": p, "rss_mb": _status_kb(p, "VmRSS") / 1024, "pss_mb": _pss_kb(p) / 1024} for p in process_tree(pid)
+        {"pid": p, "rss_mb": _status_kb(p, "VmRSS") / 1024, "pss_mb": _pss_kb(p) / 1024}
+        for p in process_tree(pid)
     ]
     return {
         "rss_mb": sum(p["rss_mb"] for p in processes),
@@ -244,10 +246,24 @@ def start_mock(profile: MockProfile, text: str, workdir: Path, cpus: set[int] | 
     """The bundled mock provider (``python -m ccr_fast.mock``) with request logging off."""
     port_file = workdir / f"mock-{profile.name}.port"
     args = [
-        sys.executable, "-m", "ccr_fast.mock", "--port", "0", "--port-file", str(port_file), "--log-size", "0",
-        "--text", text, "--chunks", str(profile.chunks),
-        "--ttft-ms", str(profile.ttft_ms), "--chunk-delay-ms", str(profile.chunk_delay_ms),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "ccr_fast.mock",
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+        "--log-size",
+        "0",
+        "--text",
+        text,
+        "--chunks",
+        str(profile.chunks),
+        "--ttft-ms",
+        str(profile.ttft_ms),
+        "--chunk-delay-ms",
+        str(profile.chunk_delay_ms),
+    ]
     server = spawn(f"mock-{profile.name}", args, port=0, workdir=workdir, cpus=cpus)
     deadline = time.monotonic() + 15
     while not (port_file.exists() and port_file.read_text().strip()):
@@ -274,8 +290,18 @@ def start_ccr_fast(
     config_path = workdir / f"{name}.json"
     config_path.write_text(json.dumps(config, indent=2))
     port = free_port()
-    args = [*ccr_fast_command(), "--config", str(config_path), "--port", str(port), "--workers", str(workers),
-            "--interface", interface, "start"]  # fmt: skip
+    args = [
+        *ccr_fast_command(),
+        "--config",
+        str(config_path),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--interface",
+        interface,
+        "start",
+    ]
     return spawn(name, args, port=port, workdir=workdir, cpus=cpus, env={"HOME": str(home)})
 
 
@@ -291,7 +317,9 @@ def start_ccr(name: str, config: dict[str, Any], workdir: Path, *, cpus: set[int
     full = {**config, "PORT": port, "HOST": LOOPBACK}
     (home / ".claude-code-router" / "config.json").write_text(json.dumps(full, indent=2))
     node = shutil.which("node") or "node"
-    return spawn(name, [node, str(CCR_CLI), "start"], port=port, workdir=workdir, cpus=cpus, env={"HOME": str(home)})
+    return spawn(
+        name, [node, str(CCR_CLI), "start"], port=port, workdir=workdir, cpus=cpus, env={"HOME": str(home)}
+    )
 
 
 # --------------------------------------------------------------------------- installing tools and peers
@@ -336,10 +364,19 @@ def ensure_ccr() -> Path | None:
     log(f"installing {CCR_PACKAGE}@{CCR_VERSION} into {CCR_PREFIX.relative_to(REPO)}")
     CCR_PREFIX.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        ["npm", "install", "--prefix", str(CCR_PREFIX), "--no-audit", "--no-fund", "--loglevel=error",
-         f"{CCR_PACKAGE}@{CCR_VERSION}"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(CCR_PREFIX),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            f"{CCR_PACKAGE}@{CCR_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0 or not CCR_CLI.exists():
         log(f"npm could not install Claude Code Router; it is skipped:\n{result.stderr.strip()[-2000:]}")
         return None
@@ -422,3 +459,104 @@ def git_info() -> dict[str, Any]:
     commit = _run_text(["git", "-C", str(REPO), "rev-parse", "HEAD"])
     dirty = bool(_run_text(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]))
     return {"commit": commit or None, "dirty": dirty}
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+def _frame_name(frame: str) -> str:
+    """``func (path/file.py:12)`` -> ``func (path/file.py)``: samples of one function, whatever the line."""
+    name, _, location = frame.rpartition(" (")
+    return f"{name} ({location.rsplit(':', 1)[0]})" if name else frame
+
+
+def _package(frame: str) -> str:
+    """The package a frame's file belongs to: ``ccr_fast.server``, ``aiohttp``, ``asyncio``, ``random``..."""
+    location = frame.rpartition(" (")[2].rsplit(":", 1)[0]
+    parts = location.split("/")
+    if parts[0] == "ccr_fast" and len(parts) > 2:
+        return f"ccr_fast.{parts[1]}"
+    return parts[0].removesuffix(".py")
+
+
+def summarize_stacks(collapsed: str, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares from py-spy's collapsed-stack output (``a;b;c count`` per line).
+
+    A sample with no Python frame at all is time the worker's main thread spent in native code: the event
+    loop itself, socket calls, and Granian's Rust side of the protocol.
+    """
+    total = native = 0
+    by_self: dict[str, int] = {}
+    by_inclusive: dict[str, int] = {}
+    by_package: dict[str, int] = {}
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rstrip().rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [f for f in stack.split(";") if f.strip()]
+        if not frames:
+            native += count
+            continue
+        leaf = _frame_name(frames[-1])
+        by_self[leaf] = by_self.get(leaf, 0) + count
+        package = _package(frames[-1])
+        by_package[package] = by_package.get(package, 0) + count
+        for name in {_frame_name(f) for f in frames}:
+            by_inclusive[name] = by_inclusive.get(name, 0) + count
+
+    def ranked(counts: dict[str, int]) -> list[dict[str, Any]]:
+        best = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:top]
+        return [{"name": name, "share": count / total} for name, count in best]
+
+    if not total:
+        return {"samples": 0}
+    return {
+        "samples": total,
+        "native_share": native / total,
+        "self": ranked(by_self),
+        "inclusive": ranked(by_inclusive),
+        "self_by_package": ranked(by_package),
+    }
+
+
+def profile_worker(server: Server, load: Callable[[], Any], duration: float, workdir: Path) -> dict[str, Any]:
+    """Sample the first worker of ``server`` with py-spy while ``load()`` runs in a thread.
+
+    py-spy runs in non-blocking mode (it reads the worker's memory without stopping it), so the load is
+    barely disturbed; the price is that native frames are not resolved and show up as "no Python frame".
+    """
+    py_spy = ensure_py_spy()
+    if py_spy is None:
+        return {"skipped": "py-spy is not available"}
+    pids = server.pids()
+    worker = pids[1] if len(pids) > 1 else pids[0]
+    out = workdir / f"profile-{server.name}-{worker}.txt"
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(load=load()), daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    result = subprocess.run(
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(worker),
+            "--duration",
+            str(max(1, int(duration) - 1)),
+            "--rate",
+            "250",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    thread.join(duration + 60)
+    if result.returncode != 0 or not out.exists():
+        return {"skipped": f"py-spy failed: {result.stderr.strip()[-500:]}"}
+    return {"worker_pid": worker, **summarize_stacks(out.read_text()), "load": outcome.get("load")}

@@ -62,10 +62,10 @@ class Scenario:
     #: content events a correct response carries
     chunks: int
 
-    def proxy_request(self, port: int) -> HttpRequest:
-        return HttpRequest(
-            LOOPBACK, port, "/v1/messages", bodies.CLAUDE_CODE_HEADERS, bodies.encode(self.body(self.model))
-        )
+    def proxy_request(self, port: int, model: str | None = None) -> HttpRequest:
+        """The request a proxy on ``port`` receives (with another ``model``: routed elsewhere)."""
+        body = bodies.encode(self.body(model or self.model))
+        return HttpRequest(LOOPBACK, port, "/v1/messages", bodies.CLAUDE_CODE_HEADERS, body)
 
 
 def _small(stream: bool) -> Callable[[str], dict[str, Any]]:
@@ -80,28 +80,57 @@ SCENARIOS: dict[str, Scenario] = {
     s.key: s
     for s in (
         Scenario(
-            "nonstream-1k", "non-stream, 1 KB, OpenAI translation", "fast", CLIENT_MODEL,
-            f"capture,{UPSTREAM_MODEL}", False, _small(False), 1,
+            "nonstream-1k",
+            "non-stream, 1 KB, OpenAI translation",
+            "fast",
+            CLIENT_MODEL,
+            f"capture,{UPSTREAM_MODEL}",
+            False,
+            _small(False),
+            1,
         ),
         Scenario(
-            "passthrough-1k", "non-stream, 1 KB, Anthropic pass-through", "fast",
-            f"fast-anth,{UPSTREAM_ANTHROPIC_MODEL}", f"capture-anth,{UPSTREAM_ANTHROPIC_MODEL}", False,
-            _small(False), 1,
+            "passthrough-1k",
+            "non-stream, 1 KB, Anthropic pass-through",
+            "fast",
+            f"fast-anth,{UPSTREAM_ANTHROPIC_MODEL}",
+            f"capture-anth,{UPSTREAM_ANTHROPIC_MODEL}",
+            False,
+            _small(False),
+            1,
         ),
         Scenario(
-            "stream-50", "stream, 50 chunks, OpenAI translation", "stream50", f"stream50,{UPSTREAM_MODEL}",
-            f"capture,{UPSTREAM_MODEL}", True, _small(True), 50,
+            "stream-50",
+            "stream, 50 chunks, OpenAI translation",
+            "stream50",
+            f"stream50,{UPSTREAM_MODEL}",
+            f"capture,{UPSTREAM_MODEL}",
+            True,
+            _small(True),
+            50,
         ),
         Scenario(
-            "claude-code-100k", "Claude-Code-sized body (100 KB, 24 tools), stream", "fast", CLIENT_MODEL,
-            f"capture,{UPSTREAM_MODEL}", True, _claude_code, 10,
+            "claude-code-100k",
+            "Claude-Code-sized body (100 KB, 24 tools), stream",
+            "fast",
+            CLIENT_MODEL,
+            f"capture,{UPSTREAM_MODEL}",
+            True,
+            _claude_code,
+            10,
         ),
         Scenario(
-            "paced-stream", "stream, 50 chunks, TTFT 50 ms, 10 ms between chunks", "paced",
-            f"paced,{UPSTREAM_MODEL}", f"capture,{UPSTREAM_MODEL}", True, _small(True), 50,
+            "paced-stream",
+            "stream, 50 chunks, TTFT 50 ms, 10 ms between chunks",
+            "paced",
+            f"paced,{UPSTREAM_MODEL}",
+            f"capture,{UPSTREAM_MODEL}",
+            True,
+            _small(True),
+            50,
         ),
     )
-}  # fmt: skip
+}
 
 THROUGHPUT_SCENARIOS = ("nonstream-1k", "passthrough-1k", "stream-50", "claude-code-100k")
 #: the scenarios repeated with nothing pinned (the whole machine for every process)
@@ -262,7 +291,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
         elif match := re.match(r"Non-2xx or 3xx responses:\s+(\d+)", text):
             result["non_2xx"] = int(match[1])
         elif match := re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text):
-            result["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, match.groups()), strict=True))
+            result["socket_errors"] = dict(
+                zip(("connect", "read", "write", "timeout"), map(int, match.groups()), strict=True)
+            )
     if "rps" not in result:
         raise ValueError(f"wrk printed no result:\n{output}")
     result["latency_ms"] = latency
@@ -277,13 +308,27 @@ class WrkOptions:
     connections: int = 16
 
 
-def run_wrk(options: WrkOptions, script: Path, request: HttpRequest, duration: float, cpus: frozenset[int]) -> dict[str, Any]:
+def run_wrk(
+    options: WrkOptions, script: Path, request: HttpRequest, duration: float, cpus: frozenset[int]
+) -> dict[str, Any]:
     """One closed-loop run of ``duration`` seconds; wrk runs on the load generator's CPUs."""
     url = f"http://{request.host}:{request.port}{request.path}"
-    args = [options.binary, f"-t{options.threads}", f"-c{options.connections}", f"-d{max(1, round(duration))}s",
-            "--latency", "-s", str(script), url]  # fmt: skip
+    args = [
+        options.binary,
+        f"-t{options.threads}",
+        f"-c{options.connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     out = subprocess.run(
-        args, capture_output=True, text=True, timeout=duration + 60, preexec_fn=lambda: os.sched_setaffinity(0, cpus)
+        args,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
     )
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip()}")

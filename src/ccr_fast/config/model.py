@@ -179,6 +179,8 @@ class Config:
     workers: int = field(default_factory=available_cpus)
     shutdown_timeout_ms: int = 30000
     upstream_pool_size: int = 256
+    #: an `event: ping` is sent after this long without upstream data on a stream (0: never)
+    stream_keepalive_ms: int = 15000
     raw: FrozenDict = field(default_factory=_empty)
     source: str = "<default>"
     warnings: tuple[str, ...] = ()

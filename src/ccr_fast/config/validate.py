@@ -59,7 +59,9 @@ CCR_KEYS = frozenset(
         "fallback",
     }
 )
-OWN_KEYS = frozenset({"MAX_BODY_SIZE", "WORKERS", "SHUTDOWN_TIMEOUT_MS", "UPSTREAM_POOL_SIZE"})
+OWN_KEYS = frozenset(
+    {"MAX_BODY_SIZE", "WORKERS", "SHUTDOWN_TIMEOUT_MS", "UPSTREAM_POOL_SIZE", "STREAM_KEEPALIVE_MS"}
+)
 KNOWN_KEYS = CCR_KEYS | OWN_KEYS
 
 PROVIDER_KEYS = frozenset({"name", "api_base_url", "api_key", "models", "transformer", "tokenizer"})
@@ -265,6 +267,9 @@ def check(
         ),
         upstream_pool_size=c.integer(
             "UPSTREAM_POOL_SIZE", raw.get("UPSTREAM_POOL_SIZE"), DEFAULTS.upstream_pool_size, 1
+        ),
+        stream_keepalive_ms=c.integer(
+            "STREAM_KEEPALIVE_MS", raw.get("STREAM_KEEPALIVE_MS"), DEFAULTS.stream_keepalive_ms, 0
         ),
         raw=raw,
         source=source,

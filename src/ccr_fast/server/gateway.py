@@ -44,8 +44,7 @@ class Gateway:
         self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
         self.max_body_size = config.max_body_size
-        keepalive_ms = config.raw.get("STREAM_KEEPALIVE_MS", 15000)
-        self.keepalive_s = keepalive_ms / 1000.0 if isinstance(keepalive_ms, int) and keepalive_ms > 0 else None
+        self.keepalive_s = config.stream_keepalive_ms / 1000.0 if config.stream_keepalive_ms > 0 else None
         self.started_at = time.time()
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/messages"): handle_messages,

@@ -66,11 +66,18 @@ def chain_for(provider: ProviderConfig, model: str) -> list[tuple[str, dict[str,
 def build_plan(provider: ProviderConfig, model: str, *, plugin_names: frozenset[str] = frozenset()) -> Plan:
     """Raises ValueError (with the key path) for an unknown transformer or bad options."""
     builder = PlanBuilder()
+    chain = chain_for(provider, model)
+    # Settle the endpoint first, so a transformer that depends on it (customparams) gets the same
+    # result wherever the endpoint transformer stands in the chain.
+    for name, _, _ in chain:
+        found = lookup(name)
+        if found is not None and found.endpoint is not None:
+            builder.endpoint = found.endpoint
     names: list[str] = []
-    for name, opts, path in chain_for(provider, model):
+    for name, opts, path in chain:
         cls = lookup(name)
         if cls is None:
-            if name in NOT_YET_AVAILABLE or name in plugin_names:
+            if name.lower() in NOT_YET_AVAILABLE or name in plugin_names:
                 builder.unavailable = (
                     f"provider '{provider.name}' uses transformer '{name}', which this version of "
                     "ccr-fast does not implement yet"

@@ -1,0 +1,667 @@
+"""Results JSON → summary numbers and ``docs/benchmarks.md``.
+
+``python -m bench.report [RESULTS.json]`` regenerates the page from a results file (default: the newest in
+``bench/results``); ``bench.run`` calls the same code at the end of a run. The page is generated, except the
+hand-written part between the ``notes`` markers in "Profiling notes", which is carried over from the current
+file so that an analysis survives the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+DOCS_PATH = REPO / "docs" / "benchmarks.md"
+NOTES_START = "<!-- notes:start (hand-written; kept when this page is regenerated) -->"
+NOTES_END = "<!-- notes:end -->"
+
+PERCENTILES = ("p50", "p90", "p99", "p99.9", "max")
+PROXIES = ("ccr-fast", "ccr-fast-asgi", "ccr")
+
+
+# --------------------------------------------------------------------------- summary numbers
+
+
+def _median(values: Iterable[float | None]) -> float:
+    data = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(data) if data else math.nan
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def _throughput(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for scenario, by_target in results.get("throughput", {}).items():
+        rows: dict[str, Any] = {}
+        for target, runs in by_target.items():
+            good = [r for r in runs if "rps" in r]
+            rows[target] = {
+                "rps": _median(r["rps"] for r in good),
+                "p99_ms": _median(r["latency_ms"].get("p99") for r in good),
+                "errors": sum(r.get("errors", 0) for r in good),
+                "failed_runs": len(runs) - len(good),
+                "runs": len(runs),
+            }
+        out[scenario] = rows
+    return out
+
+
+def _percentiles(runs: list[dict[str, Any]], field: str) -> dict[str, float]:
+    return {q: _median(r.get(field, {}).get(q) for r in runs) for q in ("mean", *PERCENTILES)}
+
+
+def _open_loop(section: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Per target: the median over rounds of each percentile, and the same minus direct's."""
+    out: dict[str, Any] = {}
+    for scenario, by_target in section.items():
+        rows: dict[str, Any] = {}
+        for target, runs in by_target.items():
+            row: dict[str, Any] = {
+                "requests": sum(r["requests"] for r in runs),
+                "errors": sum(r["errors"] for r in runs),
+                "achieved_rate": _median(r["achieved_rate"] for r in runs),
+                "offered_rate": runs[0]["offered_rate"] if runs else math.nan,
+                "send_lag_p99_ms": _median(r["send_lag_ms"].get("p99") for r in runs),
+            }
+            for field in fields:
+                row[field] = _percentiles(runs, field)
+            rows[target] = row
+        direct = rows.get("direct")
+        for target, row in rows.items():
+            if direct is None or target == "direct":
+                continue
+            for field in fields:
+                row[f"added_{field}"] = {q: row[field][q] - direct[field][q] for q in ("mean", *PERCENTILES)}
+        out[scenario] = rows
+    return out
+
+
+def _memory(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for server, moments in results.get("memory", {}).items():
+        row: dict[str, Any] = {}
+        for moment, data in moments.items():
+            processes = data["processes"]
+            workers = processes[1:] if server.startswith("ccr-fast") else processes
+            row[moment] = {
+                "rss_mb": data["rss_mb"],
+                "pss_mb": data["pss_mb"],
+                "processes": len(processes),
+                "max_worker_rss_mb": max((p["rss_mb"] for p in workers), default=math.nan),
+            }
+        out[server] = row
+    return out
+
+
+def _micro(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Compiled and pure rows of each micro benchmark paired, with the speed-up."""
+    micro = results.get("micro", {})
+    pairs: dict[tuple[str, str], dict[str, float]] = {}
+    for bench in micro.get("benchmarks", []):
+        name = bench["name"]
+        variant = "compiled" if "compiled" in name else "pure" if "pure" in name else None
+        if variant is None:
+            continue
+        label = name.replace(variant, "").replace("[-", "[").replace("-]", "]").replace("[]", "")
+        pairs.setdefault((bench["group"], label), {})[variant] = bench["median_us"]
+    rows = []
+    for (group, label), medians in sorted(pairs.items()):
+        compiled, pure = medians.get("compiled", math.nan), medians.get("pure", math.nan)
+        rows.append(
+            {
+                "group": group,
+                "name": label,
+                "compiled_us": compiled,
+                "pure_us": pure,
+                "speedup": _ratio(pure, compiled),
+            }
+        )
+    return rows
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Medians over rounds, ratios and overheads: everything the page and the target check need."""
+    throughput = _throughput(results)
+    ratios: dict[str, Any] = {}
+    for scenario, rows in throughput.items():
+        rps = {target: row["rps"] for target, row in rows.items()}
+        entry: dict[str, float] = {}
+        for proxy in ("ccr-fast", "ccr-fast-asgi"):
+            if proxy in rps:
+                entry[f"{proxy}/ccr"] = _ratio(rps[proxy], rps.get("ccr", math.nan))
+                entry[f"{proxy}/direct"] = _ratio(rps[proxy], rps.get("direct", math.nan))
+        if "ccr" in rps:
+            entry["ccr/direct"] = _ratio(rps["ccr"], rps.get("direct", math.nan))
+        if "ccr-fast@shared" in rps:
+            entry["ccr-fast@shared/ccr@shared"] = _ratio(
+                rps["ccr-fast@shared"], rps.get("ccr@shared", math.nan)
+            )
+            entry["ccr-fast@shared/direct@shared"] = _ratio(
+                rps["ccr-fast@shared"], rps.get("direct@shared", math.nan)
+            )
+        ratios[scenario] = entry
+    cold = {system: _median(entry["seconds"]) for system, entry in results.get("cold_start", {}).items()}
+    return {
+        "throughput": throughput,
+        "ratios": ratios,
+        "latency": _open_loop(results.get("latency", {}), ("latency_ms",)),
+        "stream": _open_loop(results.get("stream", {}), ("ttft_ms", "gap_ms")),
+        "memory": _memory(results),
+        "cold_start_s": cold,
+        "micro": _micro(results),
+    }
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _micro_speedups(summary: dict[str, Any], prefix: str) -> list[float]:
+    return [row["speedup"] for row in summary["micro"] if row["group"].startswith(prefix)]
+
+
+def target_checks(results: dict[str, Any]) -> list[dict[str, str]]:
+    """performance.md's targets against this run: measured value and met / not met / not measured."""
+    summary = results["summary"]
+    ratios = summary["ratios"]
+    checks: list[dict[str, str]] = []
+
+    def check(metric: str, target: str, value: float, ok: bool | None, text: str) -> None:
+        status = "not measured" if ok is None or math.isnan(value) else ("met" if ok else "not met")
+        checks.append(
+            {
+                "metric": metric,
+                "target": target,
+                "measured": text if status != "not measured" else "—",
+                "status": status,
+            }
+        )
+
+    def ratio_check(metric: str, scenario: str, minimum: float) -> None:
+        one = ratios.get(scenario, {}).get("ccr-fast/ccr", math.nan)
+        shared = ratios.get(scenario, {}).get("ccr-fast@shared/ccr@shared", math.nan)
+        parts = [f"{_x(one)} (one CPU each)"] + (
+            [f"{_x(shared)} (unpinned)"] if not math.isnan(shared) else []
+        )
+        check(metric, f"≥ {minimum:g}× CCR", one, one >= minimum, ", ".join(parts))
+
+    ratio_check("non-stream throughput, OpenAI translation, 1 KB", "nonstream-1k", 15)
+    ratio_check("stream throughput, 50 chunks", "stream-50", 10)
+    ratio_check("Claude-Code-sized body (100 KB), stream", "claude-code-100k", 10)
+    latency = summary["latency"].get("nonstream-1k", {}).get("ccr-fast", {}).get("added_latency_ms", {})
+    p50, p99 = latency.get("p50", math.nan), latency.get("p99", math.nan)
+    check("added latency vs direct, light load, p50", "≤ 0.3 ms", p50, p50 <= 0.3, _ms(p50, signed=True))
+    check("added latency vs direct, light load, p99", "≤ 1 ms", p99, p99 <= 1.0, _ms(p99, signed=True))
+    stream = summary["stream"].get("paced-stream", {}).get("ccr-fast", {})
+    ttft = stream.get("added_ttft_ms", {}).get("p99", math.nan)
+    check("TTFT overhead vs direct, p99", "≤ 1 ms", ttft, ttft <= 1.0, _ms(ttft, signed=True))
+    gap = stream.get("added_gap_ms", {}).get("p99", math.nan)
+    check("added delay per streamed chunk, p99", "≤ 0.2 ms", gap, gap <= 0.2, _ms(gap, signed=True))
+    memory = summary["memory"].get("ccr-fast-shared", summary["memory"].get("ccr-fast", {})).get("idle", {})
+    worker = memory.get("max_worker_rss_mb", math.nan)
+    check("RSS per idle worker", "≤ 60 MB", worker, worker <= 60, f"{worker:.0f} MB")
+    check("memory per 1k concurrent open streams", "≤ 20 MB", math.nan, None, "")
+    check("memory growth over a 30-minute soak", "~0 after warm-up", math.nan, None, "")
+    cold = summary["cold_start_s"].get("ccr-fast", math.nan)
+    check("cold start to first served request", "≤ 0.5 s", cold, cold <= 0.5, f"{cold:.2f} s")
+    for prefix, name, minimum in (
+        ("sse:", "SSE framing", 5.0),
+        ("openai stream rewrite", "stream rewrite", 3.0),
+        ("cache key", "cache key", 3.0),
+    ):
+        speedups = _micro_speedups(summary, prefix)
+        low = min(speedups) if speedups else math.nan
+        text = f"{low:.1f}–{max(speedups):.1f}×" if speedups else ""
+        check(f"Cython vs pure Python: {name}", f"≥ {minimum:g}×", low, low >= minimum, text)
+    check(
+        "cost of each feature when on (auth, rate limit, cache, metrics, tracing)",
+        "≤ 50 µs p99 each",
+        math.nan,
+        None,
+        "",
+    )
+    return checks
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _x(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.1f}×"
+
+
+def _ms(value: float, *, signed: bool = False, digits: int = 2) -> str:
+    if math.isnan(value):
+        return "—"
+    return f"{value:+.{digits}f} ms" if signed else f"{value:.{digits}f} ms"
+
+
+def _rps(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:,.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _title(results: dict[str, Any], target: str) -> str:
+    return str(results.get("systems", {}).get(target, {}).get("title", target))
+
+
+def render_summary(results: dict[str, Any]) -> str:
+    """A few lines for the terminal at the end of a run."""
+    summary = results["summary"]
+    lines = ["", "throughput (median req/s):"]
+    for scenario, rows in summary["throughput"].items():
+        cells = ", ".join(f"{target} {_rps(row['rps'])}" for target, row in rows.items())
+        ratio = summary["ratios"].get(scenario, {}).get("ccr-fast/ccr", math.nan)
+        lines.append(f"  {scenario}: {cells}; ccr-fast/CCR {_x(ratio)}")
+    for check in target_checks(results):
+        lines.append(
+            f"  [{check['status']}] {check['metric']}: {check['measured']} (target {check['target']})"
+        )
+    return "\n".join(lines)
+
+
+def _throughput_section(results: dict[str, Any], shared: bool) -> list[str]:
+    summary = results["summary"]
+    scenarios = results.get("scenarios", {})
+    suffix = "@shared" if shared else ""
+    columns = [t + suffix for t in ("direct", "ccr-fast", "ccr-fast-asgi", "ccr")]
+    present = [c for c in columns if any(c in rows for rows in summary["throughput"].values())]
+    if not any(t.startswith("ccr-fast") for t in present):
+        return []
+    header = ["scenario", *(_title(results, t) for t in present)]
+    header += ["ccr-fast / CCR", "ccr-fast / direct"]
+    rows = []
+    for scenario, by_target in summary["throughput"].items():
+        if not any(t in by_target for t in present if t.startswith("ccr-fast")):
+            continue
+        ratios = summary["ratios"].get(scenario, {})
+        key = "ccr-fast@shared/ccr@shared" if shared else "ccr-fast/ccr"
+        direct_key = "ccr-fast@shared/direct@shared" if shared else "ccr-fast/direct"
+        cells = []
+        for target in present:
+            row = by_target.get(target)
+            note = f" ({row['errors']} errors)" if row and row["errors"] else ""
+            cells.append(_rps(row["rps"]) + note if row else "—")
+        direct_ratio = ratios.get(direct_key, math.nan)
+        rows.append(
+            [
+                scenarios.get(scenario, {}).get("title", scenario),
+                *cells,
+                _x(ratios.get(key, math.nan)),
+                "—" if math.isnan(direct_ratio) else f"{direct_ratio:.0%}",
+            ]
+        )
+    return _table(header, rows)
+
+
+def _latency_section(results: dict[str, Any]) -> list[str]:
+    rows_out = []
+    for scenario, rows in results["summary"]["latency"].items():
+        for target, row in rows.items():
+            lat = row["latency_ms"]
+            added = row.get("added_latency_ms", {})
+            rows_out.append(
+                [
+                    _title(results, target),
+                    f"{row['achieved_rate']:.1f} / {row['offered_rate']:g}",
+                    f"{row['requests']} / {row['errors']}",
+                    *(_ms(lat[q]) for q in PERCENTILES),
+                    _ms(added.get("p50", math.nan), signed=True),
+                    _ms(added.get("p99", math.nan), signed=True),
+                ]
+            )
+        del scenario
+    header = [
+        "system",
+        "achieved / offered req/s",
+        "requests / errors",
+        *PERCENTILES,
+        "added p50",
+        "added p99",
+    ]
+    return _table(header, rows_out)
+
+
+def _stream_section(results: dict[str, Any]) -> list[str]:
+    rows_out = []
+    for rows in results["summary"]["stream"].values():
+        for target, row in rows.items():
+            ttft, gap = row["ttft_ms"], row["gap_ms"]
+            added_ttft, added_gap = row.get("added_ttft_ms", {}), row.get("added_gap_ms", {})
+            rows_out.append(
+                [
+                    _title(results, target),
+                    f"{row['requests']} / {row['errors']}",
+                    _ms(ttft["p50"]),
+                    _ms(ttft["p99"]),
+                    _ms(added_ttft.get("p50", math.nan), signed=True),
+                    _ms(added_ttft.get("p99", math.nan), signed=True),
+                    _ms(gap["p50"]),
+                    _ms(gap["p99"]),
+                    _ms(gap["max"]),
+                    _ms(added_gap.get("p50", math.nan), signed=True),
+                    _ms(added_gap.get("p99", math.nan), signed=True),
+                ]
+            )
+    header = [
+        "system",
+        "streams / errors",
+        "TTFT p50",
+        "TTFT p99",
+        "added TTFT p50",
+        "added TTFT p99",
+        "gap p50",
+        "gap p99",
+        "gap max",
+        "added gap p50",
+        "added gap p99",
+    ]
+    return _table(header, rows_out)
+
+
+_SERVER_TITLES = {
+    "ccr-fast": "ccr-fast (RSGI, one CPU)",
+    "ccr-fast-asgi": "ccr-fast (ASGI, one CPU)",
+    "ccr-fast-shared": "ccr-fast (RSGI, unpinned)",
+    "ccr": "Claude Code Router",
+}
+
+
+def _memory_section(results: dict[str, Any]) -> list[str]:
+    summary = results["summary"]
+    rows = []
+    for server, moments in summary["memory"].items():
+        idle, after = moments.get("idle", {}), moments.get("after_load", {})
+        rows.append(
+            [
+                _SERVER_TITLES.get(server, server),
+                str(idle.get("processes", "—")),
+                f"{idle.get('rss_mb', math.nan):.0f} / {idle.get('pss_mb', math.nan):.0f}",
+                f"{idle.get('max_worker_rss_mb', math.nan):.0f}",
+                f"{after.get('rss_mb', math.nan):.0f} / {after.get('pss_mb', math.nan):.0f}",
+            ]
+        )
+    lines = _table(
+        [
+            "server",
+            "processes",
+            "idle RSS / PSS (MB)",
+            "largest worker RSS idle (MB)",
+            "after load RSS / PSS (MB)",
+        ],
+        rows,
+    )
+    cold = results.get("cold_start", {})
+    if cold:
+        lines += [
+            "",
+            *_table(
+                ["system", "cold start to first served request (median)", "runs (s)"],
+                [
+                    [
+                        system,
+                        f"{summary['cold_start_s'][system]:.2f} s"
+                        + (f" ({entry['workers']} workers)" if system == "ccr-fast" else ""),
+                        ", ".join(f"{s:.2f}" for s in entry["seconds"]),
+                    ]
+                    for system, entry in cold.items()
+                ],
+            ),
+        ]
+    return lines
+
+
+def _micro_section(results: dict[str, Any]) -> list[str]:
+    rows = results["summary"]["micro"]
+    if not rows:
+        reason = results.get("micro", {}).get("failed", "not run in this run (`--quick` or `--no-micro`)")
+        return [f"Micro benchmarks: {reason}"]
+    return _table(
+        ["benchmark", "case", "compiled (µs, median)", "pure Python (µs, median)", "compiled speed-up"],
+        [
+            [r["group"], r["name"] or "—", f"{r['compiled_us']:.1f}", f"{r['pure_us']:.1f}", _x(r["speedup"])]
+            for r in rows
+        ],
+    )
+
+
+def _profile_section(results: dict[str, Any]) -> list[str]:
+    profiles = results.get("profile") or {}
+    lines: list[str] = []
+    for scenario, profile in profiles.items():
+        if "samples" not in profile or not profile["samples"]:
+            lines.append(f"- {scenario}: {profile.get('skipped', 'no samples')}")
+            continue
+        load = profile.get("load") or {}
+        lines += [
+            "",
+            f"**{results['scenarios'].get(scenario, {}).get('title', scenario)}** — {profile['samples']} samples of "
+            f"the worker's main thread at 250 Hz while wrk drove {_rps(load.get('rps', math.nan))} req/s; "
+            f"{profile['native_share']:.0%} of samples had no Python frame (event loop, sockets, Granian).",
+            "",
+            *_table(
+                [
+                    "own time, by package",
+                    "share",
+                    "own time, by function",
+                    "share",
+                    "including callees",
+                    "share",
+                ],
+                [
+                    [
+                        *_cell(profile["self_by_package"], i),
+                        *_cell(profile["self"], i),
+                        *_cell(profile["inclusive"], i),
+                    ]
+                    for i in range(12)
+                ],
+            ),
+        ]
+    return lines
+
+
+def _cell(ranked: list[dict[str, Any]], index: int) -> list[str]:
+    if index >= len(ranked):
+        return ["", ""]
+    return [f"`{ranked[index]['name']}`", f"{ranked[index]['share']:.1%}"]
+
+
+def _existing_notes(docs_path: Path) -> str:
+    try:
+        text = docs_path.read_text()
+    except OSError:
+        return ""
+    start, end = text.find(NOTES_START), text.find(NOTES_END)
+    if start < 0 or end < start:
+        return ""
+    return text[start + len(NOTES_START) : end].strip("\n")
+
+
+def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
+    summary = results["summary"]
+    machine, versions, git = results["machine"], results.get("versions", {}), results["git"]
+    options = results["options"]
+    layouts = results["layouts"]
+    main_layout = layouts.get("split", layouts["shared"])
+    relative = results_path.relative_to(REPO) if results_path.is_relative_to(REPO) else results_path
+    quick = " (a `--quick` run: short, one round — indicative only)" if options.get("quick") else ""
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python -m bench.run` from [`{relative}`](../{relative}) — {results['finished_at']}"
+        f"{quick}. Re-run with `make bench` (or `.venv/bin/python -m bench.run`); `--quick` takes about two "
+        "minutes, the default run about ten.",
+        "",
+        'ccr-fast, Claude Code Router (CCR, Node.js) and the mock upstream alone ("direct") are measured in one '
+        "script run, on the same machine, with the same mock and the same clients, interleaved round by round. "
+        "Ratios from the same run are the result; absolute numbers are context (the machines are shared and "
+        "noisy).",
+        "",
+        "## Summary",
+        "",
+        f"Throughput, closed loop (wrk, {options['connections']} connections), median of {options['rounds']} "
+        f"rounds of {options['duration']:g} s. Each system on a CPU of its own: {main_layout['description']}.",
+        "",
+        *_throughput_section(results, shared=False),
+        "",
+    ]
+    shared_table = _throughput_section(results, shared=True)
+    if shared_table:
+        lines += [
+            f"The same with nothing pinned (every process may use all {machine['cpus']} CPUs, as on a user's "
+            f"machine; ccr-fast with {options['workers']} workers):",
+            "",
+            *shared_table,
+            "",
+        ]
+    lines += ["### Where we stand against the targets (docs/performance.md)", ""]
+    lines += _table(
+        ["metric", "target", "measured", "status"],
+        [[c["metric"], c["target"], c["measured"], c["status"]] for c in target_checks(results)],
+    )
+    lines += [
+        "",
+        "## Added latency at light load",
+        "",
+        f"Open loop: {options['rate']:g} req/s for {options['latency_duration']:g} s, {options['latency_rounds']} "
+        "round(s), non-stream 1 KB request with OpenAI translation; our asyncio client, keep-alive connections, "
+        "latency from the request's write to the last byte of the response. \"Added\" is the system's percentile "
+        "minus direct's (medians over rounds).",
+        "",
+        *_latency_section(results),
+        "",
+        "## Time to first token and per-chunk delay",
+        "",
+        f"Open loop: {options['stream_rate']:g} streams/s for {options['latency_duration']:g} s per round; the "
+        "mock waits 50 ms before the first chunk, then 10 ms between 50 chunks. TTFT is measured to the first "
+        "`content_block_delta` through a proxy and to the first content chunk direct; a gap is the time between "
+        "two consecutive content events of one stream.",
+        "",
+        *_stream_section(results),
+        "",
+        "## Memory and cold start",
+        "",
+        "RSS counts pages a master shares with its forked workers once per process; PSS splits them, so the "
+        'PSS sum is what the process tree costs. "Idle" is after start-up and a few requests; "after load" is '
+        "after every phase above. Cold start: a fresh instance, nothing pinned, timed from spawn to the first "
+        "`POST /v1/messages` answered with 200 (through to the mock).",
+        "",
+        *_memory_section(results),
+        "",
+        "## Micro benchmarks: compiled against pure Python",
+        "",
+        "`pytest bench/micro --benchmark-enable`, run by the same script after the servers stopped.",
+        "",
+        *_micro_section(results),
+        "",
+        "## Method",
+        "",
+        "- **Systems.** `direct` sends each scenario's upstream request straight to the mock: exactly the request "
+        "ccr-fast sends upstream, captured from ccr-fast at the start of the run. `ccr-fast` is started with "
+        "`ccr-fast --config … --workers N --interface rsgi|asgi start`, CCR with `ccr start` from "
+        f"`@musistudio/claude-code-router@{versions.get('claude_code_router') or '2.0.0'}` installed by the "
+        "script into `.tools/ccr`. Both proxies read the same CCR-format config; per-request logging is off in "
+        "both.",
+        f"- **CPU layout.** {main_layout['description']}; wrk and our client run on the load generator's CPU. "
+        "With one worker per CPU the ratio is a per-core comparison; the unpinned table shows the whole machine.",
+        "- **Mock upstreams** (`python -m ccr_fast.mock`, one process each, request log off): `fast` (zero "
+        "latency, 10 chunks), `stream50` (zero latency, 50 chunks), `paced` (TTFT 50 ms, 10 ms between 50 "
+        "chunks).",
+        "- **Bodies.** 1 KB: a system prompt, a short exchange and a question. Claude-Code-sized: 100 KB with 24 "
+        "tools (80 KB of tool JSON), 3 system blocks (two with `cache_control`), a `<system-reminder>` block, a "
+        '`role: "system"` message inside `messages`, `metadata.user_id` as a JSON string, adaptive thinking, '
+        "`stream: true` — generated from a fixed seed (`bench/bodies.py`). Requests carry Claude Code's headers.",
+        "- **Closed loop** for throughput only: wrk with a Lua script POSTing the body; a 1 s warm-up per "
+        "system and scenario, then rounds interleaved across systems. Non-2xx answers and socket errors are "
+        "counted and shown.",
+        "- **Open loop** for latency, TTFT and chunk gaps: request *i* is due at *t0 + i/rate*; a request that "
+        "finds no idle connection opens a new one; 20 unrecorded warm-up requests first. Every system is first "
+        "checked with one request per scenario (status, reply text, chunk count); a failing pair is not timed.",
+        "- **Not yet measured**: overhead from inside (a server-side histogram of total minus upstream time — "
+        "ccr-fast does not export one yet), memory per 1k open streams, a 30-minute soak, per-feature costs, "
+        "LiteLLM.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- {machine['cpu_model']}, {machine['cpus']} CPUs, {machine['memory_gb']} GB RAM; {machine['os']}, "
+        f"Linux {machine['kernel']}",
+        f"- Python {versions.get('python')}, ccr-fast {versions.get('ccr_fast')} (hot paths: "
+        + ", ".join(f"{k} {v}" for k, v in versions.get("extensions", {}).items())
+        + f"), granian {versions.get('granian')}, uvloop {versions.get('uvloop')}, aiohttp {versions.get('aiohttp')}, "
+        f"orjson {versions.get('orjson')}",
+        f"- Node.js {versions.get('node')}, Claude Code Router {versions.get('claude_code_router', 'not run')}; "
+        f"{versions.get('wrk')}",
+        f"- git {git.get('commit')}{' (with uncommitted changes)' if git.get('dirty') else ''}",
+        f"- Command: `{results['command']}` ({results['duration_s']:.0f} s)",
+    ]
+    skipped = results.get("skipped", {})
+    failures = {
+        target: {k: v for k, v in outcome.items() if v != "ok"}
+        for target, outcome in results.get("smoke", {}).items()
+    }
+    failures = {k: v for k, v in failures.items() if v}
+    if skipped or failures:
+        lines += ["", "Skipped in this run:"]
+        lines += [f"- {name}: {reason}" for name, reason in skipped.items()]
+        lines += [
+            f"- {target} / {scenario}: {'; '.join(problems)}"
+            for target, outcome in failures.items()
+            for scenario, problems in outcome.items()
+        ]
+    lines += ["", "## Profiling notes", ""]
+    if results.get("profile"):
+        lines += [
+            "py-spy (non-blocking) on the one-CPU ccr-fast worker while wrk loads it (`--profile`; not part of the "
+            "timed runs).",
+            *_profile_section(results),
+            "",
+        ]
+    lines += [NOTES_START, notes, NOTES_END, ""] if notes else [NOTES_START, NOTES_END, ""]
+    del summary
+    return "\n".join(lines)
+
+
+def write_docs(results: dict[str, Any], results_path: Path, docs_path: Path = DOCS_PATH) -> None:
+    notes = _existing_notes(docs_path)
+    docs_path.parent.mkdir(parents=True, exist_ok=True)
+    docs_path.write_text(render_docs(results, results_path, notes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report", description="Regenerate docs/benchmarks.md."
+    )
+    parser.add_argument("results", nargs="?", type=Path, help="results JSON (default: the newest full run)")
+    parser.add_argument("--docs", type=Path, default=DOCS_PATH)
+    args = parser.parse_args(argv)
+    path = args.results
+    if path is None:
+        candidates = sorted(p for p in RESULTS_DIR.glob("*.json") if not p.stem.endswith("-quick"))
+        if not candidates:
+            parser.error(f"no results in {RESULTS_DIR}")
+        path = candidates[-1]
+    results = orjson.loads(path.read_bytes())
+    results["summary"] = summarize(results)
+    write_docs(results, path.resolve(), args.docs)
+    print(render_summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,534 @@
+"""``python -m bench.run``: ccr-fast against direct-to-mock and Claude Code Router, in one script run.
+
+The run installs what it needs (wrk, Claude Code Router), starts three mock upstreams, ccr-fast (RSGI and ASGI
+on their own CPU, and RSGI with ``--workers`` on the whole machine) and CCR, then measures, interleaved per
+scenario and repeated for ``--rounds`` rounds: closed-loop throughput (wrk), open-loop latency at a light
+load, TTFT and per-chunk delay, memory and cold start. It finishes with the micro benchmarks, writes
+``bench/results/<timestamp>.json`` and regenerates ``docs/benchmarks.md`` from it.
+
+Interleaving (direct, ccr-fast, ..., CCR, then again) spreads the noise of a shared machine over every
+system instead of handing one system a quiet minute and another a busy one; medians over rounds are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+
+from bench import peers, report
+from bench.loadgen import fetch_once, open_loop, summarize_run
+from bench.peers import REPO, Server, log
+from bench.scenarios import (
+    LATENCY_SCENARIO,
+    MOCK_PROFILES,
+    MOCK_TEXT,
+    SCENARIOS,
+    SHARED_THROUGHPUT_SCENARIOS,
+    STREAM_SCENARIO,
+    THROUGHPUT_SCENARIOS,
+    Layout,
+    Scenario,
+    Target,
+    WrkOptions,
+    check_response,
+    direct_request,
+    gateway_config,
+    layouts,
+    run_wrk,
+    wrk_script,
+)
+from ccr_fast.mock import run_in_thread
+
+RESULTS_DIR = REPO / "bench" / "results"
+DOCS_PATH = REPO / "docs" / "benchmarks.md"
+SYSTEMS = ("direct", "ccr-fast", "ccr")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs, one round, no micro benchmarks (~2 min)"
+    )
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of: " + ", ".join(SYSTEMS)
+    )
+    parser.add_argument("--duration", type=float, help="seconds per throughput run (default 5; quick 2)")
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds of throughput runs (default 3; quick 1)"
+    )
+    parser.add_argument(
+        "--latency-duration", type=float, help="seconds per open-loop run (default 8; quick 3)"
+    )
+    parser.add_argument("--latency-rounds", type=int, help="rounds of open-loop runs (default 2; quick 1)")
+    parser.add_argument(
+        "--rate", type=float, default=50.0, help="open-loop rate for latency, req/s (default 50)"
+    )
+    parser.add_argument(
+        "--stream-rate", type=float, default=10.0, help="open-loop rate for TTFT/chunks (default 10)"
+    )
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="ccr-fast workers on the whole machine (default 2)"
+    )
+    parser.add_argument("--cold-starts", type=int, help="cold starts timed per system (default 3; quick 1)")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample a ccr-fast worker with py-spy under load"
+    )
+    parser.add_argument("--no-micro", action="store_true", help="skip the micro benchmarks")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="write the JSON only, leave docs/benchmarks.md alone"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "duration": (5.0, 2.0),
+        "rounds": (3, 1),
+        "latency_duration": (8.0, 3.0),
+        "latency_rounds": (2, 1),
+        "cold_starts": (3, 1),
+    }
+    for name, (full, short) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, short if quick else full)
+    args.micro = not (args.no_micro or quick)
+    chosen = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SYSTEMS))
+    if unknown:
+        parser.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
+    args.systems = chosen
+    return args
+
+
+class Bench:
+    """One benchmark run: its servers, targets and the results document being filled in."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.stack = stack
+        self.layouts = layouts()
+        self.main_layout = self.layouts.get("split", self.layouts["shared"])
+        self.mocks: dict[str, Server] = {}
+        self.servers: dict[str, Server] = {}
+        self.targets: list[Target] = []
+        self.shared_targets: list[Target] = []
+        self.wrk: WrkOptions | None = None
+        self.ccr_cli: Path | None = None
+        self.config: dict[str, Any] = {}
+        self.results: dict[str, Any] = {
+            "schema": 1,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": "python -m bench.run " + shlex.join(sys.argv[1:]),
+            "options": {k: v for k, v in vars(args).items() if k not in ("no_micro", "no_docs")},
+            "machine": peers.machine_info(),
+            "git": peers.git_info(),
+            "layouts": {
+                name: {
+                    "loadgen": sorted(lay.loadgen),
+                    "mock": sorted(lay.mock),
+                    "sut": sorted(lay.sut),
+                    "description": lay.describe(),
+                }
+                for name, lay in self.layouts.items()
+            },
+            "scenarios": {
+                key: {"title": s.title, "mock": s.mock, "stream": s.stream} for key, s in SCENARIOS.items()
+            },
+            "mock_profiles": {name: vars(p) for name, p in MOCK_PROFILES.items()},
+            "systems": {},
+            "skipped": {},
+            "smoke": {},
+            "throughput": {},
+            "latency": {},
+            "stream": {},
+            "memory": {},
+            "cold_start": {},
+        }
+
+    # ------------------------------------------------------------------ set-up
+
+    def install(self) -> None:
+        binary = peers.ensure_wrk()
+        self.wrk = WrkOptions(binary, connections=self.args.connections) if binary else None
+        if "ccr" in self.args.systems:
+            self.ccr_cli = peers.ensure_ccr()
+            if self.ccr_cli is None:
+                self.results["skipped"]["ccr"] = "Node.js/npm missing or the npm install failed"
+        self.results["versions"] = peers.versions(self.ccr_cli)
+        if any("pure" in mode for mode in self.results["versions"]["extensions"].values()):
+            log(
+                "warning: some hot paths run as pure Python (build them: python setup.py build_ext --inplace)"
+            )
+
+    def start_mocks(self) -> None:
+        for name, profile in MOCK_PROFILES.items():
+            server = peers.start_mock(profile, MOCK_TEXT, self.workdir, set(self.main_layout.mock))
+            self.stack.callback(server.stop)
+            self.mocks[name] = server
+
+    def _start(self, key: str, start: Callable[[], Server]) -> Server | None:
+        try:
+            server = start()
+            self.stack.callback(server.stop)
+            peers.wait_ready(server)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            log(f"{key} did not start; it is skipped: {exc}")
+            self.results["skipped"][key] = f"did not start: {exc}"
+            return None
+        self.servers[key] = server
+        return server
+
+    def start_systems(self, capture_port: int) -> None:
+        self.config = gateway_config({name: m.port for name, m in self.mocks.items()}, capture_port)
+        sut = set(self.main_layout.sut)
+        one_core_workers = len(sut)
+        main = self.main_layout
+        # ccr-fast on its own CPU always starts: "direct" replays what it sends upstream
+        fast = self._start(
+            "ccr-fast",
+            lambda: peers.start_ccr_fast(
+                "ccr-fast", self.config, self.workdir, workers=one_core_workers, interface="rsgi", cpus=sut
+            ),
+        )
+        if fast is None:
+            raise SystemExit("ccr-fast did not start; nothing to measure")
+        targets: list[tuple[str, str, str, Server | None]] = [("direct", "direct to mock", "direct", None)]
+        if "ccr-fast" in self.args.systems:
+            targets.append(("ccr-fast", f"ccr-fast (RSGI, {one_core_workers} worker)", "ccr-fast", fast))
+            asgi = self._start(
+                "ccr-fast-asgi",
+                lambda: peers.start_ccr_fast(
+                    "ccr-fast-asgi",
+                    self.config,
+                    self.workdir,
+                    workers=one_core_workers,
+                    interface="asgi",
+                    cpus=sut,
+                ),
+            )
+            if asgi is not None:
+                targets.append(
+                    ("ccr-fast-asgi", f"ccr-fast (ASGI, {one_core_workers} worker)", "ccr-fast", asgi)
+                )
+        ccr = None
+        if self.ccr_cli is not None:
+            ccr = self._start("ccr", lambda: peers.start_ccr("ccr", self.config, self.workdir, cpus=sut))
+            if ccr is not None:
+                version = self.results["versions"].get("claude_code_router", "")
+                targets.append(("ccr", f"Claude Code Router {version}", "ccr", ccr))
+        self.targets = [Target(k, t, kind, main, s) for k, t, kind, s in targets if kind in self.args.systems]
+        if "shared" in self.layouts and main.name != "shared":
+            self._start_shared(ccr)
+        for target in [*self.targets, *self.shared_targets]:
+            self.results["systems"][target.key] = {
+                "title": target.title,
+                "kind": target.kind,
+                "layout": target.layout.name,
+                "server": target.server.name if target.server else None,
+            }
+
+    def _start_shared(self, ccr: Server | None) -> None:
+        shared = self.layouts["shared"]
+        workers = self.args.workers
+        found: list[Target] = []
+        if "direct" in self.args.systems:
+            found.append(Target("direct@shared", "direct to mock, unpinned", "direct", shared, None))
+        if "ccr-fast" in self.args.systems:
+            fast = self._start(
+                "ccr-fast-shared",
+                lambda: peers.start_ccr_fast(
+                    "ccr-fast-shared", self.config, self.workdir, workers=workers, interface="rsgi", cpus=None
+                ),
+            )
+            if fast is not None:
+                found.append(
+                    Target(
+                        "ccr-fast@shared",
+                        f"ccr-fast (RSGI, {workers} workers, unpinned)",
+                        "ccr-fast",
+                        shared,
+                        fast,
+                    )
+                )
+        if ccr is not None:
+            version = self.results["versions"].get("claude_code_router", "")
+            found.append(Target("ccr@shared", f"Claude Code Router {version}, unpinned", "ccr", shared, ccr))
+        self.shared_targets = found
+
+    def capture_upstream_requests(self, capture: Any) -> dict[str, dict[str, Any]]:
+        """Send each scenario through ccr-fast to the capturing mock and keep what arrived upstream."""
+        fast = self.servers["ccr-fast"]
+        captured: dict[str, dict[str, Any]] = {}
+        for key, scenario in SCENARIOS.items():
+            capture.reset()
+            request = scenario.proxy_request(fast.port, model=scenario.capture_model)
+            record, body = uvloop.run(fetch_once(request, stream=scenario.stream))
+            seen = capture.requests
+            if record.status != 200 or not seen:
+                raise SystemExit(
+                    f"capturing the upstream request of {key} failed: HTTP {record.status} {body[:300]!r}"
+                )
+            captured[key] = seen[-1]
+        return captured
+
+    def build_requests(self, captured: dict[str, dict[str, Any]]) -> None:
+        for target in [*self.targets, *self.shared_targets]:
+            for key, scenario in SCENARIOS.items():
+                if target.server is None:
+                    target.requests[key] = direct_request(captured[key], self.mocks[scenario.mock].port)
+                else:
+                    target.requests[key] = scenario.proxy_request(target.server.port)
+
+    def smoke(self) -> None:
+        """One request per target and scenario, checked; a failing pair is reported and not timed."""
+        for target in [*self.targets, *self.shared_targets]:
+            outcome: dict[str, Any] = {}
+            for key in list(target.requests):
+                scenario = SCENARIOS[key]
+                request = target.requests[key]
+                try:
+                    record, body = uvloop.run(fetch_once(request, stream=scenario.stream))
+                    problems = check_response(scenario, record.status, body, len(record.content))
+                except (OSError, TimeoutError, ValueError) as exc:
+                    problems = [f"{type(exc).__name__}: {exc}"]
+                outcome[key] = problems or "ok"
+                if problems:
+                    log(f"{target.key} / {key}: {'; '.join(problems)} — not timed")
+                    del target.requests[key]
+            self.results["smoke"][target.key] = outcome
+
+    def record_memory(self, moment: str) -> None:
+        for name, server in self.servers.items():
+            self.results["memory"].setdefault(name, {})[moment] = peers.memory(server.proc.pid)
+
+    # ------------------------------------------------------------------ phases
+
+    def _all_mocks(self) -> list[Server]:
+        return list(self.mocks.values())
+
+    def throughput(self, targets: list[Target], scenario_keys: tuple[str, ...], layout_name: str) -> None:
+        if self.wrk is None:
+            self.results["skipped"]["throughput"] = "wrk is not available"
+            return
+        args = self.args
+        for key in scenario_keys:
+            active = [t for t in targets if key in t.requests]
+            scripts = {
+                t.key: wrk_script(t.requests[key], self.workdir, f"{t.key}-{key}".replace("@", "-"))
+                for t in active
+            }
+            for target in active:  # warm-up: connection pools, caches, V8's JIT
+                target.apply_layout(self._all_mocks())
+                run_wrk(self.wrk, scripts[target.key], target.requests[key], 1, target.layout.loadgen)
+            for round_index in range(args.rounds):
+                for target in active:
+                    target.apply_layout(self._all_mocks())
+                    log(
+                        f"throughput [{layout_name}] {key} round {round_index + 1}/{args.rounds}: {target.key}"
+                    )
+                    try:
+                        result = run_wrk(
+                            self.wrk,
+                            scripts[target.key],
+                            target.requests[key],
+                            args.duration,
+                            target.layout.loadgen,
+                        )
+                    except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+                        result = {"failed": str(exc)}
+                    self.results["throughput"].setdefault(key, {}).setdefault(target.key, []).append(result)
+
+    def open_loop_phase(self, section: str, scenario: Scenario, rate: float) -> None:
+        args = self.args
+        for round_index in range(args.latency_rounds):
+            for target in self.targets:
+                request = target.requests.get(scenario.key)
+                if request is None:
+                    continue
+                target.apply_layout(self._all_mocks())
+                log(
+                    f"{section} {scenario.key} @ {rate:g}/s round {round_index + 1}/{args.latency_rounds}: {target.key}"
+                )
+                run = uvloop.run(
+                    open_loop(
+                        request,
+                        rate=rate,
+                        duration=args.latency_duration,
+                        stream=scenario.stream,
+                        connections=16,
+                    )
+                )
+                self.results[section].setdefault(scenario.key, {}).setdefault(target.key, []).append(
+                    summarize_run(run)
+                )
+
+    def profile(self) -> None:
+        """py-spy on the one-core ccr-fast worker under the 1 KB and the streaming load (not timed)."""
+        fast = self.servers.get("ccr-fast")
+        target = next((t for t in self.targets if t.key == "ccr-fast"), None)
+        if fast is None or target is None or self.wrk is None:
+            return
+        profiles = {}
+        for key in ("nonstream-1k", "stream-50"):
+            request = target.requests.get(key)
+            if request is None:
+                continue
+            target.apply_layout(self._all_mocks())
+            script = wrk_script(request, self.workdir, f"profile-{key}")
+            load = functools.partial(
+                run_wrk, self.wrk, script, request, self.args.duration, target.layout.loadgen
+            )
+            log(f"profiling ccr-fast under {key}")
+            profiles[key] = peers.profile_worker(fast, load, self.args.duration, self.workdir)
+        self.results["profile"] = profiles
+
+    def stop_systems(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def cold_starts(self) -> None:
+        """Fresh instances, nothing pinned, timed from spawn to the first request served end to end."""
+        scenario = SCENARIOS["nonstream-1k"]
+        body = scenario.proxy_request(0).body
+        headers = dict(scenario.proxy_request(0).headers)
+        starters: dict[str, Callable[[str], Server]] = {}
+        if "ccr-fast" in self.args.systems:
+            starters["ccr-fast"] = lambda name: peers.start_ccr_fast(
+                name, self.config, self.workdir, workers=self.args.workers, interface="rsgi", cpus=None
+            )
+        if self.ccr_cli is not None and "ccr" in self.args.systems:
+            starters["ccr"] = lambda name: peers.start_ccr(name, self.config, self.workdir, cpus=None)
+        os.sched_setaffinity(0, self.layouts["shared"].loadgen)
+        for mock in self.mocks.values():
+            peers.pin(mock.pids(), set(self.layouts["shared"].mock))
+        for attempt in range(self.args.cold_starts):
+            for system, start in starters.items():
+                name = f"cold-{system}-{attempt}"
+                try:
+                    server, seconds = peers.time_to_first_request(
+                        lambda: start(name), "/v1/messages", body, headers
+                    )
+                except (RuntimeError, TimeoutError) as exc:
+                    log(f"cold start of {system} failed: {exc}")
+                    continue
+                entry = self.results["cold_start"].setdefault(system, {"seconds": []})
+                entry["seconds"].append(seconds)
+                entry.setdefault("workers", self.args.workers if system == "ccr-fast" else 1)
+                server.stop()
+
+    def micro(self) -> None:
+        out = self.workdir / "micro.json"
+        log("micro benchmarks: pytest bench/micro --benchmark-enable")
+        cpus = self.main_layout.sut
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "bench/micro",
+                "--benchmark-enable",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--benchmark-json={out}",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
+        if not out.exists():
+            self.results["micro"] = {"failed": (result.stdout + result.stderr)[-2000:]}
+            return
+        data = orjson.loads(out.read_bytes())
+        self.results["micro"] = {
+            "exit_code": result.returncode,
+            "benchmarks": [
+                {
+                    "group": b["group"],
+                    "name": b["name"],
+                    "median_us": b["stats"]["median"] * 1e6,
+                    "mean_us": b["stats"]["mean"] * 1e6,
+                    "rounds": b["stats"]["rounds"],
+                }
+                for b in data["benchmarks"]
+            ],
+        }
+
+
+@contextlib.contextmanager
+def _capture_mock() -> Iterator[Any]:
+    provider, stop = run_in_thread({"text": MOCK_TEXT, "chunks": 10})
+    try:
+        yield provider
+    finally:
+        stop()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ccr-fast-bench-") as tmp, contextlib.ExitStack() as stack:
+        bench = Bench(args, Path(tmp), stack)
+        layout: Layout = bench.main_layout
+        log(f"CPU layout: {layout.describe()}")
+        os.sched_setaffinity(0, layout.loadgen)
+        bench.install()
+        bench.start_mocks()
+        with _capture_mock() as capture:
+            bench.start_systems(capture.port)
+            captured = bench.capture_upstream_requests(capture)
+        bench.build_requests(captured)
+        bench.smoke()
+        bench.record_memory("idle")
+        bench.throughput(bench.targets, THROUGHPUT_SCENARIOS, layout.name)
+        if bench.shared_targets:
+            bench.throughput(bench.shared_targets, SHARED_THROUGHPUT_SCENARIOS, "shared")
+        bench.open_loop_phase("latency", SCENARIOS[LATENCY_SCENARIO], args.rate)
+        bench.open_loop_phase("stream", SCENARIOS[STREAM_SCENARIO], args.stream_rate)
+        time.sleep(1)
+        bench.record_memory("after_load")
+        if args.profile:
+            bench.profile()
+        bench.stop_systems()
+        bench.cold_starts()
+        stack.close()
+        if args.micro:
+            bench.micro()
+        results = bench.results
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    results["summary"] = report.summarize(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run(args)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{stamp}{'-quick' if args.quick else ''}.json"
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    log(f"results: {path.relative_to(REPO)} ({results['duration_s']} s)")
+    print(report.render_summary(results))
+    if not args.no_docs:
+        report.write_docs(results, path, DOCS_PATH)
+        log(f"docs: {DOCS_PATH.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
