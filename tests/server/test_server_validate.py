@@ -13,7 +13,6 @@ import pytest
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
 
-
 #: a field value meaning "leave the field out"
 MISSING: Any = object()
 
