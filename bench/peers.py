@@ -36,8 +36,12 @@ CCR_CLI = CCR_PREFIX / "node_modules" / CCR_PACKAGE / "dist" / "cli.js"
 LOOPBACK = "127.0.0.1"
 
 
+_T0 = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    """Progress on stderr, stamped with the seconds since the run started."""
+    print(f"[bench {time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def free_port() -> int:

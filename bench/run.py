@@ -487,11 +487,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"CPU layout: {layout.describe()}")
         os.sched_setaffinity(0, layout.loadgen)
         bench.install()
+        log("starting the mocks and the systems under test")
         bench.start_mocks()
         with _capture_mock() as capture:
             bench.start_systems(capture.port)
             captured = bench.capture_upstream_requests(capture)
         bench.build_requests(captured)
+        log("checking every system and scenario once")
         bench.smoke()
         bench.record_memory("idle")
         bench.throughput(bench.targets, THROUGHPUT_SCENARIOS, layout.name)
@@ -503,8 +505,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.record_memory("after_load")
         if args.profile:
             bench.profile()
+        log("stopping the systems; timing cold starts")
         bench.stop_systems()
         bench.cold_starts()
+        log("stopping the mocks")
         stack.close()
         if args.micro:
             bench.micro()

@@ -61,8 +61,10 @@ def run_ccr_fast(
     interface: str = "rsgi",
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
+    ready_url: str | None = "/health",
 ) -> Iterator[RunningServer]:
     """Start `ccr-fast start` with ``config`` (None: no config file -> demo mode) and a private HOME."""
+    tmp.mkdir(parents=True, exist_ok=True)
     home = tmp / "home"
     (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -91,7 +93,8 @@ def run_ccr_fast(
         )
     server = RunningServer(f"http://127.0.0.1:{port}", port, proc, home, log_path)
     try:
-        wait_http(server.url + "/health", proc=proc)
+        if ready_url is not None:
+            wait_http(server.url + ready_url, proc=proc)
         yield server
     except Exception:
         print(server.log())

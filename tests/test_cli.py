@@ -239,7 +239,9 @@ def test_code_starts_service_and_runs_claude_with_ccr_env(mock: MockProvider, tm
     )
     fake_claude.chmod(0o755)
     port = free_port()
-    cfg = gateway_config(mock.url, PORT=port, APIKEY="key-123", CLAUDE_PATH=str(fake_claude), API_TIMEOUT_MS=123456)
+    cfg = gateway_config(
+        mock.url, PORT=port, APIKEY="key-123", CLAUDE_PATH=str(fake_claude), API_TIMEOUT_MS=123456
+    )
     (home / ".claude-code-router" / "config.json").write_text(json.dumps(cfg))
     try:
         res = _run(["--workers", "1", "code", "-p", "hello world"], home)

@@ -171,13 +171,15 @@ def cmd_start(args: argparse.Namespace) -> int:
             json.dumps({"pid": os.getpid(), "host": host, "port": port, "apikey": bool(config.apikey)})
         )
         stack.callback(_cleanup_pid)
+        uds = args.uds or config.unix_socket
+        where = f"unix:{uds}" if uds else f"http://{host}:{port}"
         print(
-            f"ccr-fast {__version__} listening on http://{host}:{port} "
-            f"({workers} workers, {args.interface.upper()})",
+            f"ccr-fast {__version__} listening on {where} ({workers} workers, {args.interface.upper()})",
             flush=True,
         )
         serve(
             config,
+            uds=uds,
             host=host,
             port=port,
             workers=workers,
@@ -247,7 +249,12 @@ def start_background(args: argparse.Namespace) -> tuple[str, int]:
     argv = [sys.executable, "-m", "ccr_fast"]
     if args.config:
         argv += ["--config", args.config]
-    for flag, value in (("--host", args.host), ("--port", args.port), ("--workers", args.workers)):
+    for flag, value in (
+        ("--host", args.host),
+        ("--port", args.port),
+        ("--workers", args.workers),
+        ("--uds", args.uds),
+    ):
         if value:
             argv += [flag, str(value)]
     argv += ["--interface", args.interface, "start"]
@@ -339,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (default: HOST from the config)")
     p.add_argument("--port", type=int, help="listen port (default: PORT from the config, 3456)")
     p.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    p.add_argument("--uds", help="listen on this unix socket instead of HOST:PORT (e.g. behind nginx)")
     p.add_argument(
         "--interface",
         choices=("rsgi", "asgi"),
@@ -362,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_VALUE_OPTIONS = frozenset({"--config", "--host", "--port", "--workers", "--interface"})
+_VALUE_OPTIONS = frozenset({"--config", "--host", "--port", "--workers", "--interface", "--uds"})
 
 
 def _command_index(argv: list[str]) -> int | None:

@@ -176,5 +176,21 @@ def test_pings_keep_a_silent_stream_alive(mock: MockProvider, tmp_path: Path) ->
             assert events[-1] == "event: message_stop"
             client = anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0)
             mock.script([{"text": "after the wait", "ttft_ms": 800, "chunks": 2}])
-            with client.messages.stream(model=model, max_tokens=5, messages=[{"role": "user", "content": "x"}]) as s:
+            with client.messages.stream(
+                model=model, max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            ) as s:
                 assert s.get_final_text() == "after the wait"
+
+
+def test_api_timeout_ms_is_the_upstream_timeout(mock: MockProvider, tmp_path: Path) -> None:
+    with run_ccr_fast(gateway_config(mock.url, API_TIMEOUT_MS=600), tmp_path) as server:
+        mock.script([{"text": "too late", "latency_ms": 3000}])
+        r = httpx.post(server.url + "/v1/messages", json=dict(BODY, stream=False), timeout=10)
+        assert r.status_code == 504, r.text
+        assert r.json()["error"]["type"] == "timeout_error"
+        # a stream whose upstream goes silent mid-way ends with a timeout error event
+        mock.script([{"text": "a b c d", "chunks": 4, "chunk_delay_ms": 2500}])
+        r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=10)
+        assert r.status_code == 200
+        assert "event: error" in r.text and "timeout_error" in r.text
+        assert "event: message_stop" not in r.text

@@ -200,7 +200,7 @@ def anthropic_stream(text: str = "Hi there", input_tokens: int = 21, cache_read:
                 "content_block_delta",
                 {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
             ),
-            b"event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            b'event: ping\ndata: {"type": "ping"}\n\n',
             anthropic_frame("content_block_stop", {"type": "content_block_stop", "index": 0}),
             anthropic_frame(
                 "message_delta",
@@ -250,8 +250,14 @@ async def test_unknown_paths_are_404(method: str, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/messages"), ("PUT", "/v1/messages/count_tokens"), ("POST", "/"), ("POST", "/health"),
-     ("GET", "/v1/messages/"), ("DELETE", "/health/")],
+    [
+        ("GET", "/v1/messages"),
+        ("PUT", "/v1/messages/count_tokens"),
+        ("POST", "/"),
+        ("POST", "/health"),
+        ("GET", "/v1/messages/"),
+        ("DELETE", "/health/"),
+    ],
 )
 async def test_known_paths_with_the_wrong_method_are_405(method: str, path: str) -> None:
     gw, _ = gateway()
@@ -276,11 +282,19 @@ async def test_auth_accepts_x_api_key_or_bearer() -> None:
 
 @pytest.mark.parametrize(
     ("headers", "fragment"),
-    [({}, "missing API key"), ({"x-api-key": "wrong"}, "invalid API key"), ({"authorization": "Bearer no"}, "invalid")],
+    [
+        ({}, "missing API key"),
+        ({"x-api-key": "wrong"}, "invalid API key"),
+        ({"authorization": "Bearer no"}, "invalid"),
+    ],
 )
 async def test_auth_rejects_missing_or_wrong_keys(headers: dict[str, str], fragment: str) -> None:
     gw, transport = gateway(APIKEY="local-key")
-    for path, method in (("/v1/messages", "POST"), ("/api/config", "GET"), ("/v1/messages/count_tokens", "POST")):
+    for path, method in (
+        ("/v1/messages", "POST"),
+        ("/api/config", "GET"),
+        ("/v1/messages/count_tokens", "POST"),
+    ):
         resp = await gw.handle(request(method, path, body=messages_body(), headers=headers))
         data = assert_error(resp, 401, "authentication_error")
         assert fragment in data["error"]["message"]
@@ -370,7 +384,9 @@ async def test_count_tokens_counts_without_calling_the_upstream() -> None:
 async def test_count_tokens_rejects_bad_bodies() -> None:
     gw, _ = gateway()
     resp = await gw.handle(request(path="/v1/messages/count_tokens", body={"model": "m", "messages": "x"}))
-    assert "messages: expected an array" in assert_error(resp, 400, "invalid_request_error")["error"]["message"]
+    assert (
+        "messages: expected an array" in assert_error(resp, 400, "invalid_request_error")["error"]["message"]
+    )
 
 
 # --- messages: validation and routing -------------------------------------------------------------------
@@ -445,7 +461,9 @@ async def test_non_stream_anthropic_passthrough_returns_upstream_bytes_identical
         "x-api-key": "client-key",
         "authorization": "Bearer client-token",
     }
-    body = messages_body("anth,claude-upstream", metadata={"user_id": "u"}, cache_control={"type": "ephemeral"})
+    body = messages_body(
+        "anth,claude-upstream", metadata={"user_id": "u"}, cache_control={"type": "ephemeral"}
+    )
     resp = await gw.handle(request(body=body, headers=headers))
     assert resp.status == 200
     assert resp.body == raw
@@ -496,7 +514,10 @@ async def test_an_error_object_in_a_200_openai_body_becomes_an_error() -> None:
 
 
 async def test_a_body_that_breaks_while_read_is_502_or_504() -> None:
-    cases = [(UpstreamError("connection reset"), 502, "api_error"), (UpstreamTimeout("slow"), 504, "timeout_error")]
+    cases = [
+        (UpstreamError("connection reset"), 502, "api_error"),
+        (UpstreamTimeout("slow"), 504, "timeout_error"),
+    ]
     for exc, status, etype in cases:
         upstream = MockResponse(200, JSON_HEADERS, [b'{"id": '], error_after=exc)
         gw, _ = gateway(reply(upstream))
@@ -531,7 +552,9 @@ async def test_upstream_429_keeps_retry_after() -> None:
         (408, 504, "timeout_error"),
     ],
 )
-async def test_upstream_error_statuses_are_mapped(status: int, expected_status: int, expected_type: str) -> None:
+async def test_upstream_error_statuses_are_mapped(
+    status: int, expected_status: int, expected_type: str
+) -> None:
     gw, _ = gateway(reply(MockResponse(status, {}, [b"upstream says no"])))
     data = assert_error(await gw.handle(request(body=messages_body())), expected_status, expected_type)
     assert data["error"]["message"] == "upstream says no"
@@ -540,7 +563,9 @@ async def test_upstream_error_statuses_are_mapped(status: int, expected_status: 
 async def test_an_anthropic_upstream_error_keeps_its_type() -> None:
     raw = orjson.dumps({"type": "error", "error": {"type": "not_found_error", "message": "model: claude-x"}})
     gw, _ = gateway(reply(MockResponse(404, JSON_HEADERS, [raw])))
-    data = assert_error(await gw.handle(request(body=messages_body("anth,claude-upstream"))), 404, "not_found_error")
+    data = assert_error(
+        await gw.handle(request(body=messages_body("anth,claude-upstream"))), 404, "not_found_error"
+    )
     assert data["error"]["message"] == "model: claude-x"
 
 
@@ -596,7 +621,10 @@ async def test_stream_translation() -> None:
 
 
 async def test_a_broken_translated_stream_ends_with_an_error_event() -> None:
-    for exc, etype in ((UpstreamError("reset by peer"), "api_error"), (UpstreamTimeout("silent"), "timeout_error")):
+    for exc, etype in (
+        (UpstreamError("reset by peer"), "api_error"),
+        (UpstreamTimeout("silent"), "timeout_error"),
+    ):
         upstream = MockResponse(200, SSE_HEADERS, openai_sse("partial")[:2], error_after=exc)
         gw, _ = gateway(reply(upstream))
         found = events(await drain(await gw.handle(request(body=messages_body(stream=True)))))
@@ -644,7 +672,9 @@ async def test_passthrough_of_crlf_framed_streams_cuts_after_the_blank_line() ->
     raw = anthropic_stream().replace(b"\n", b"\r\n")
     pieces = [raw[i : i + 50] for i in range(0, len(raw), 50)]
     gw, _ = gateway(reply(MockResponse(200, SSE_HEADERS, pieces)))
-    chunks = await drain_chunks(await gw.handle(request(body=messages_body("anth,claude-upstream", stream=True))))
+    chunks = await drain_chunks(
+        await gw.handle(request(body=messages_body("anth,claude-upstream", stream=True)))
+    )
     assert b"".join(chunks) == raw
     assert all(chunk.endswith(b"\r\n\r\n") for chunk in chunks)
 
@@ -652,7 +682,10 @@ async def test_passthrough_of_crlf_framed_streams_cuts_after_the_blank_line() ->
 async def test_a_broken_passthrough_stream_drops_the_torn_event_and_appends_an_error() -> None:
     raw = anthropic_stream()
     cut = raw.index(b"event: content_block_delta") + 30
-    for exc, etype in ((UpstreamError("reset by peer"), "api_error"), (UpstreamTimeout("silent"), "timeout_error")):
+    for exc, etype in (
+        (UpstreamError("reset by peer"), "api_error"),
+        (UpstreamTimeout("silent"), "timeout_error"),
+    ):
         upstream = MockResponse(200, SSE_HEADERS, [raw[:cut]], error_after=exc)
         gw, _ = gateway(reply(upstream))
         out = await drain(await gw.handle(request(body=messages_body("anth,claude-upstream", stream=True))))
@@ -667,7 +700,7 @@ async def test_a_broken_passthrough_stream_drops_the_torn_event_and_appends_an_e
 async def test_a_passthrough_stream_ending_without_message_stop_gets_an_error_event() -> None:
     raw = anthropic_stream()
     complete = raw[: raw.index(b"event: message_delta")]
-    for body in (complete, complete + b"event: message_delta\ndata: {\"type\":\"mess"):
+    for body in (complete, complete + b'event: message_delta\ndata: {"type":"mess'):
         gw, _ = gateway(reply(MockResponse(200, SSE_HEADERS, [body])))
         out = await drain(await gw.handle(request(body=messages_body("anth,claude-upstream", stream=True))))
         assert out.startswith(complete)
@@ -710,7 +743,9 @@ async def test_an_error_after_message_stop_adds_nothing() -> None:
 
 
 async def test_on_complete_records_session_usage_for_a_passthrough_stream() -> None:
-    gw, _ = gateway(reply(MockResponse(200, SSE_HEADERS, [anthropic_stream(input_tokens=21, cache_read=100)])))
+    gw, _ = gateway(
+        reply(MockResponse(200, SSE_HEADERS, [anthropic_stream(input_tokens=21, cache_read=100)]))
+    )
     headers = {"x-claude-code-session-id": SESSION}
     resp = await gw.handle(request(body=messages_body("anth,claude-upstream", stream=True), headers=headers))
     await drain(resp)
@@ -733,7 +768,9 @@ async def test_on_complete_records_session_usage_for_a_translated_reply() -> Non
 
 async def test_on_complete_records_session_usage_for_a_translated_stream() -> None:
     gw, _ = gateway(reply(MockResponse(200, SSE_HEADERS, openai_sse("x", prompt=55, completion=1))))
-    resp = await gw.handle(request(body=messages_body(stream=True), headers={"x-claude-code-session-id": SESSION}))
+    resp = await gw.handle(
+        request(body=messages_body(stream=True), headers={"x-claude-code-session-id": SESSION})
+    )
     await drain(resp)
     assert resp.on_complete is not None
     resp.on_complete(200)

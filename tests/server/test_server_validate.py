@@ -103,7 +103,10 @@ def test_system_role_messages_are_accepted() -> None:
             {"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}]},
             "messages[1].role: expected one of user, assistant, system, got 'tool'",
         ),
-        ({"messages": [{"content": "a"}]}, "messages[0].role: expected one of user, assistant, system, got None"),
+        (
+            {"messages": [{"content": "a"}]},
+            "messages[0].role: expected one of user, assistant, system, got None",
+        ),
         (
             {"messages": [{"role": "user", "content": 5}]},
             "messages[0].content: expected a string or an array of content blocks, got a number",

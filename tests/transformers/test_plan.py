@@ -191,7 +191,10 @@ def test_validate_reports_per_model_problems_once_each() -> None:
     spec = {"m2": {"use": [["maxtoken", {"max_tokens": "lots"}]]}}
     problems, _ = validate_transformers(config(provider_entry(spec)))
     assert problems == [
-        Problem("Providers[0].transformer.m2.use[0]", "transformer 'maxtoken': option max_tokens must be a positive integer")
+        Problem(
+            "Providers[0].transformer.m2.use[0]",
+            "transformer 'maxtoken': option max_tokens must be a positive integer",
+        )
     ]
 
 
@@ -202,7 +205,9 @@ def test_validate_checks_chains_of_models_not_in_the_models_list() -> None:
 
 
 def test_validate_checks_a_provider_without_models() -> None:
-    problems, _ = validate_transformers(config(provider_entry({"use": ["nope"]}, models=[]), Router={"default": "p,x"}))
+    problems, _ = validate_transformers(
+        config(provider_entry({"use": ["nope"]}, models=[]), Router={"default": "p,x"})
+    )
     assert [p.path for p in problems] == ["Providers[0].transformer.use[0]"]
 
 

@@ -181,6 +181,12 @@ class Config:
     upstream_pool_size: int = 256
     #: an `event: ping` is sent after this long without upstream data on a stream (0: never)
     stream_keepalive_ms: int = 15000
+    #: proxies (IPs/CIDRs) whose X-Forwarded-For / X-Real-IP are trusted for the client address
+    trusted_proxies: tuple[str, ...] = ()
+    #: served under this path prefix as well as at the root (e.g. "/ccr" behind nginx)
+    path_prefix: str = ""
+    #: listen on this unix socket instead of HOST:PORT
+    unix_socket: str | None = None
     raw: FrozenDict = field(default_factory=_empty)
     source: str = "<default>"
     warnings: tuple[str, ...] = ()

@@ -60,7 +60,16 @@ CCR_KEYS = frozenset(
     }
 )
 OWN_KEYS = frozenset(
-    {"MAX_BODY_SIZE", "WORKERS", "SHUTDOWN_TIMEOUT_MS", "UPSTREAM_POOL_SIZE", "STREAM_KEEPALIVE_MS"}
+    {
+        "MAX_BODY_SIZE",
+        "WORKERS",
+        "SHUTDOWN_TIMEOUT_MS",
+        "UPSTREAM_POOL_SIZE",
+        "STREAM_KEEPALIVE_MS",
+        "TRUSTED_PROXIES",
+        "PATH_PREFIX",
+        "UNIX_SOCKET",
+    }
 )
 KNOWN_KEYS = CCR_KEYS | OWN_KEYS
 
@@ -271,6 +280,9 @@ def check(
         stream_keepalive_ms=c.integer(
             "STREAM_KEEPALIVE_MS", raw.get("STREAM_KEEPALIVE_MS"), DEFAULTS.stream_keepalive_ms, 0
         ),
+        trusted_proxies=_trusted_proxies(c, raw.get("TRUSTED_PROXIES")),
+        path_prefix=_path_prefix(c, raw.get("PATH_PREFIX")),
+        unix_socket=c.text("UNIX_SOCKET", raw.get("UNIX_SOCKET")),
         raw=raw,
         source=source,
         warnings=tuple(str(w) for w in _in_file_order(c.warnings, raw)),
@@ -311,6 +323,29 @@ def _host(c: _Checker, value: Any, apikey: str | None) -> str:
         )
         return DEFAULTS.host
     return host
+
+
+def _trusted_proxies(c: _Checker, value: Any) -> tuple[str, ...]:
+    """Addresses or CIDR ranges whose X-Forwarded-For / X-Real-IP headers are believed."""
+    out: list[str] = []
+    for i, item in enumerate(c.sequence("TRUSTED_PROXIES", value, "a list of IP addresses or CIDR ranges")):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)) if isinstance(item, str) else "")
+        except ValueError:
+            out.append("")
+        if not out[-1]:
+            out.pop()
+            c.error(f"TRUSTED_PROXIES[{i}]", f"expected an IP address or CIDR range, got {describe(item)}")
+    return tuple(out)
+
+
+def _path_prefix(c: _Checker, value: Any) -> str:
+    """A mount point such as "/ccr" (behind a proxy that does not strip it); "" means none."""
+    prefix = c.text("PATH_PREFIX", value) or ""
+    if prefix and (not prefix.startswith("/") or "?" in prefix or "#" in prefix):
+        c.error("PATH_PREFIX", f'expected a path starting with "/", got {describe(prefix)}')
+        return ""
+    return prefix.rstrip("/")
 
 
 def _is_loopback(host: str) -> bool:

@@ -16,6 +16,7 @@ from ccr_fast.config import Config, redact
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
 from ccr_fast.server.auth import ApiKeyAuth, is_public
+from ccr_fast.server.client_ip import ClientAddress
 from ccr_fast.server.http import Request, Response, error_response, json_response
 from ccr_fast.server.messages import handle_messages
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
@@ -46,6 +47,8 @@ class Gateway:
         self.max_body_size = config.max_body_size
         self.keepalive_s = config.stream_keepalive_ms / 1000.0 if config.stream_keepalive_ms > 0 else None
         self.started_at = time.time()
+        self.client_address = ClientAddress(config.trusted_proxies)
+        self.path_prefix = config.path_prefix
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/messages"): handle_messages,
             ("POST", "/v1/messages/count_tokens"): _count_tokens,
@@ -60,13 +63,18 @@ class Gateway:
 
     async def handle(self, req: Request) -> Response:
         """Never raises: every failure becomes an Anthropic-shaped error response."""
+        if self.client_address.enabled:
+            req.client = self.client_address.resolve(req.client, req.headers)
+        prefix = self.path_prefix
+        if prefix and (req.path == prefix or req.path.startswith(prefix + "/")):
+            req.path = req.path[len(prefix) :] or "/"
         try:
             handler = self._routes.get((req.method, req.path))
             if handler is None:
                 path = req.path.rstrip("/") or "/"
                 handler = self._routes.get((req.method, path))
             if handler is None:
-                if req.path in self._paths:
+                if (req.path.rstrip("/") or "/") in self._paths:
                     raise GatewayError(
                         405, f"method {req.method} not allowed on {req.path}", "invalid_request_error"
                     )

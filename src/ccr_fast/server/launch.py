@@ -8,6 +8,7 @@ file (the path travels in the environment) through :func:`create_app`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from ccr_fast.config import Config, demo_config, load_config
@@ -63,7 +64,7 @@ def serve(
         factory=True,
         address=host,
         port=port,
-        uds=uds,  # type: ignore[arg-type]
+        uds=Path(uds) if uds else None,
         interface=Interfaces.RSGI if interface == "rsgi" else Interfaces.ASGI,
         workers=workers,
         loop=Loops.uvloop,

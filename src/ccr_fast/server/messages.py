@@ -171,8 +171,9 @@ class _Exchange:
             self.gw.sessions.record(self.session, total_in)
         if access.isEnabledFor(logging.INFO):
             access.info(
-                "%s %s %s %d %s,%s scenario=%s stream=%s in=%d out=%d %.1fms",
+                "%s %s %s %s %d %s,%s scenario=%s stream=%s in=%d out=%d %.1fms",
                 self.req.request_id,
+                self.req.client or "-",
                 self.req.method,
                 self.req.path,
                 status,
@@ -213,7 +214,7 @@ def _parse_upstream_json(raw: bytes, plan: Plan) -> dict[str, Any]:
 
 async def _non_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
     raw = await _read_body(resp, ctx.plan)
-    headers = [*JSON_HEADERS, ("request-id", ctx.req.request_id)]
+    headers = [*JSON_HEADERS]  # the gateway adds request-id to every non-streamed response
     if ctx.plan.endpoint == "anthropic":
         ctx.usage = usage_from_message(raw)
         return Response(200, headers, raw, on_complete=ctx.complete)
@@ -285,9 +286,11 @@ async def _passthrough_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIt
             pending = data[cut + 2 :]
             yield data[: cut + 2]
         peek.close()
-        if pending:
-            yield pending
-        if not peek.saw_message_stop and peek.error is None:
+        if peek.saw_message_stop or peek.error is not None:
+            if pending:
+                yield pending
+        else:
+            # whatever is pending is a torn event: forwarding it would swallow the error frame
             yield error_event("api_error", f"provider '{ctx.plan.provider}' ended the stream early")
     except UpstreamError as exc:
         log.warning("%s stream from %s failed: %s", ctx.req.request_id, ctx.plan.provider, exc)
