@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from ccr_fast.mock import MockProvider
 from tests.e2e.conftest import gateway_config
 from tests.servers import RunningServer, free_port, run_ccr_fast, wait_http
+
+from ccr_fast.mock import MockProvider
 
 pytestmark = pytest.mark.e2e
 

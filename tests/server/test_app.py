@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pytest
 
 from ccr_fast.config import config_from_dict
 from ccr_fast.server.app import CLIENT_CLOSED, App
