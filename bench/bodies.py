@@ -2,10 +2,11 @@
 
 The large body follows what Claude Code sends on the first turn of a session (see the project's notes on
 Claude Code traffic): three system blocks (a short header, the agent intro, a long main prompt), two of them
-with ``cache_control``; a user turn made of a ``<system-reminder>`` block plus the prompt; a ``role: "system"``
-message inside ``messages``; 24 tools whose JSON is most of the body; ``metadata.user_id`` as a JSON string;
-adaptive thinking, ``output_config``, ``context_management`` and ``stream: true``. Sizes and shapes matter
-because request translation and routing costs grow with the body, and a 30-byte "hi" hides them.
+with ``cache_control``; a user turn made of a ``<system-reminder>`` block plus the prompt; a
+``role: "system"`` message inside ``messages``; 24 tools whose JSON is most of the body;
+``metadata.user_id`` as a JSON string; adaptive thinking, ``output_config``, ``context_management`` and
+``stream: true``. Sizes and shapes matter because request translation and routing costs grow with the
+body, and a 30-byte "hi" hides them.
 
 Everything is generated from a fixed seed, so every run and every system sends byte-identical bodies.
 """
@@ -80,7 +81,7 @@ def small_request(*, model: str, stream: bool) -> dict[str, Any]:
             {"role": "user", "content": "What does functools.lru_cache do?"},
             {
                 "role": "assistant",
-                "content": "It memoises a function: results are cached by argument, least recently used first out.",
+                "content": "It memoises a function: results are cached by argument, least recently used out.",
             },
             {"role": "user", "content": [{"type": "text", "text": ""}]},
         ],
@@ -93,7 +94,7 @@ def small_request(*, model: str, stream: bool) -> dict[str, Any]:
 
 
 def _tool(rng: random.Random, name: str, description_chars: int) -> dict[str, Any]:
-    """One tool definition shaped like Claude Code's: a long description and a JSON Schema with a few fields."""
+    """A tool definition shaped like Claude Code's: a long description, a JSON Schema with a few fields."""
     properties: dict[str, Any] = {}
     for index in range(rng.randint(2, 6)):
         field = f"{rng.choice(_WORDS[:58])}_{index}"
@@ -157,7 +158,7 @@ def claude_code_request(
         "metadata": {
             "user_id": orjson.dumps(
                 {
-                    "device_id": "%064x" % rng.getrandbits(256),
+                    "device_id": f"{rng.getrandbits(256):064x}",
                     "session_id": "5b1f0e7c-3d4a-4e2b-9c61-0a7d2f4e8b93",
                 }
             ).decode()

@@ -290,14 +290,16 @@ async def open_loop(
 ) -> OpenLoopRun:
     """Send ``request`` at a fixed ``rate`` per second for ``duration`` seconds and time every response.
 
-    ``warmup`` requests go first, sequentially and unrecorded, so connection set-up and first-request
-    costs (imports, JIT, pools) stay out of the numbers.
+    ``warmup`` requests go first, unrecorded and ``connections`` at a time (so every pooled connection has
+    carried a request), which keeps connection set-up and first-request costs (imports, JIT, upstream
+    pools) out of the numbers.
     """
     payload = request.encode()
     pool = Pool(request.host, request.port)
     await pool.fill(connections)
-    for _ in range(warmup):
-        await send(pool, payload, stream=stream, due=time.perf_counter())
+    for first in range(0, warmup, connections):
+        batch = range(first, min(first + connections, warmup))
+        await asyncio.gather(*(send(pool, payload, stream=stream, due=time.perf_counter()) for _ in batch))
     tasks: list[asyncio.Task[Exchange]] = []
     total = max(1, round(rate * duration))
     start = time.perf_counter() + 0.01

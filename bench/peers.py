@@ -137,10 +137,16 @@ class Server:
     def pids(self) -> list[int]:
         return process_tree(self.proc.pid)
 
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM: a graceful shutdown for every system here)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 15.0) -> None:
+        """Stop and wait; the whole session is killed if the server is still up after ``timeout``."""
         if self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -153,6 +159,18 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def stop_all(servers: Iterable[Server]) -> None:
+    """Stop servers concurrently: all are signalled before any is waited for."""
+    servers = list(servers)
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        started = time.monotonic()
+        server.stop()
+        if time.monotonic() - started > 2:
+            log(f"{server.name} took {time.monotonic() - started:.1f} s to stop")
 
 
 def spawn(

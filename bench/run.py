@@ -231,7 +231,7 @@ class Bench:
                 version = self.results["versions"].get("claude_code_router", "")
                 targets.append(("ccr", f"Claude Code Router {version}", "ccr", ccr))
         self.targets = [Target(k, t, kind, main, s) for k, t, kind, s in targets if kind in self.args.systems]
-        if "shared" in self.layouts and main.name != "shared":
+        if "shared" in self.layouts and main.name != "shared" and not self.args.quick:
             self._start_shared(ccr)
         for target in [*self.targets, *self.shared_targets]:
             self.results["systems"][target.key] = {
@@ -337,9 +337,7 @@ class Bench:
             for round_index in range(args.rounds):
                 for target in active:
                     target.apply_layout(self._all_mocks())
-                    log(
-                        f"throughput [{layout_name}] {key} round {round_index + 1}/{args.rounds}: {target.key}"
-                    )
+                    log(f"throughput [{layout_name}] {key} {round_index + 1}/{args.rounds}: {target.key}")
                     try:
                         result = run_wrk(
                             self.wrk,
@@ -360,9 +358,7 @@ class Bench:
                 if request is None:
                     continue
                 target.apply_layout(self._all_mocks())
-                log(
-                    f"{section} {scenario.key} @ {rate:g}/s round {round_index + 1}/{args.latency_rounds}: {target.key}"
-                )
+                log(f"{section} {scenario.key} {round_index + 1}/{args.latency_rounds}: {target.key}")
                 run = uvloop.run(
                     open_loop(
                         request,
@@ -397,8 +393,7 @@ class Bench:
         self.results["profile"] = profiles
 
     def stop_systems(self) -> None:
-        for server in self.servers.values():
-            server.stop()
+        peers.stop_all(self.servers.values())
 
     def cold_starts(self) -> None:
         """Fresh instances, nothing pinned, timed from spawn to the first request served end to end."""
@@ -420,7 +415,7 @@ class Bench:
                 name = f"cold-{system}-{attempt}"
                 try:
                     server, seconds = peers.time_to_first_request(
-                        lambda: start(name), "/v1/messages", body, headers
+                        functools.partial(start, name), "/v1/messages", body, headers
                     )
                 except (RuntimeError, TimeoutError) as exc:
                     log(f"cold start of {system} failed: {exc}")

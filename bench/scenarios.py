@@ -204,7 +204,10 @@ class Layout:
         def cpus(s: frozenset[int]) -> str:
             return ",".join(map(str, sorted(s)))
 
-        return f"load generator on CPU {cpus(self.loadgen)}, mocks on CPU {cpus(self.mock)}, system under test on CPU {cpus(self.sut)}"
+        return (
+            f"load generator on CPU {cpus(self.loadgen)}, mocks on CPU {cpus(self.mock)}, "
+            f"system under test on CPU {cpus(self.sut)}"
+        )
 
 
 def layouts() -> dict[str, Layout]:

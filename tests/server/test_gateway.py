@@ -146,7 +146,7 @@ def events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 def assert_error(resp: Response, status: int, error_type: str) -> dict[str, Any]:
     assert resp.status == status
-    data = json_of(resp)
+    data: dict[str, Any] = json_of(resp)
     assert data["type"] == "error"
     assert data["error"]["type"] == error_type
     assert data["request_id"] == header_values(resp, "request-id")[0]
@@ -179,7 +179,7 @@ def anthropic_frame(name: str, data: dict[str, Any]) -> bytes:
 
 def anthropic_stream(text: str = "Hi there", input_tokens: int = 21, cache_read: int = 100) -> bytes:
     usage = {"input_tokens": input_tokens, "output_tokens": 1, "cache_read_input_tokens": cache_read}
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_up",
         "type": "message",
         "role": "assistant",
@@ -331,7 +331,7 @@ async def test_every_response_carries_its_request_id_once() -> None:
         assert header_values(resp, "request-id") == [req.request_id], (req.method, req.path, resp.status)
 
 
-async def test_request_ids_are_unique_and_prefixed() -> None:
+def test_request_ids_are_unique_and_prefixed() -> None:
     ids = {new_request_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(i.startswith("req_") and len(i) == 28 for i in ids)
@@ -800,13 +800,13 @@ async def test_aclose_closes_the_transport() -> None:
     assert closed == [True]
 
 
-async def slow_chunks(items: list[bytes]) -> AsyncIterator[bytes]:
+async def chunks_from(items: list[bytes]) -> AsyncIterator[bytes]:
     for item in items:
         yield item
 
 
 async def test_async_iterator_chunks_stream_through() -> None:
     raw = anthropic_stream()
-    gw, _ = gateway(reply(MockResponse(200, SSE_HEADERS, slow_chunks([raw[:100], raw[100:]]))))
+    gw, _ = gateway(reply(MockResponse(200, SSE_HEADERS, chunks_from([raw[:100], raw[100:]]))))
     out = await drain(await gw.handle(request(body=messages_body("anth,claude-upstream", stream=True))))
     assert out == raw

@@ -129,7 +129,10 @@ class App:
             protocol.response_bytes(resp.status, resp.headers, resp.body)
             return
         client = scope.client or ""
-        host = client.rsplit(":", 1)[0] if client.count(":") == 1 else client
+        if client.startswith("[") and "]" in client:  # [v6]:port
+            host = client[1 : client.index("]")]
+        else:
+            host = client.rsplit(":", 1)[0] if client.count(":") == 1 else client
         req = Request(scope.method, scope.path, scope.query_string, headers, body, host, request_id)
         await _serve_watched(
             self.gateway,
