@@ -13,6 +13,7 @@ from types import ModuleType
 TWINS: dict[str, str] = {
     "sse_framer": "ccr_fast.protocol.sse",
     "openai_fast": "ccr_fast.protocol.openai_fast",
+    "shm_atomic": "ccr_fast.state.atomic",
 }
 
 

@@ -112,11 +112,33 @@ def test_anthropic_with_use_bearer_sends_authorization_instead() -> None:
         ["Anthropic", ["customparams", {"x": 1}]],
     ],
 )
-def test_anthropic_with_body_hooks_is_not_passthrough(use: list[Any]) -> None:
+def test_anthropic_request_hooks_keep_response_passthrough(use: list[Any]) -> None:
+    """Request-side hooks change what is sent; the response bytes still pass through untouched."""
     p = plan({"use": use})
     assert p.endpoint == "anthropic"
     assert p.anthropic_hooks
-    assert p.passthrough is False
+    assert p.passthrough is True
+
+
+def test_response_filters_end_passthrough() -> None:
+    from ccr_fast.transformers.base import PlanBuilder, Transformer
+    from ccr_fast.transformers.registry import REGISTRY
+
+    class Upper(Transformer):
+        """test filter"""
+
+        name = "test-upper"
+
+        def configure(self, plan: PlanBuilder) -> None:
+            plan.message_hooks.append(lambda m: None)
+
+    REGISTRY["test-upper"] = Upper
+    try:
+        p = plan({"use": ["Anthropic", "test-upper"]})
+        assert p.passthrough is False
+        assert len(p.message_hooks) == 1
+    finally:
+        del REGISTRY["test-upper"]
 
 
 def test_anthropic_with_only_dialect_tweaks_stays_passthrough() -> None:

@@ -62,9 +62,7 @@ class Reader:
         self.error(path, f"expected true or false, got {describe(value)}")
         return default
 
-    def number(
-        self, path: str, value: object, default: float, low: float, high: float = math.inf
-    ) -> float:
+    def number(self, path: str, value: object, default: float, low: float, high: float = math.inf) -> float:
         """A finite number in ``[low, high]``."""
         if value is None:
             return default

@@ -165,7 +165,9 @@ class CircuitBreaker:
         self._probe_at = f"{prefix}:probe_at"
         self._probe_ok = f"{prefix}:probe_ok"
         self._trips = f"{prefix}:trips"
-        self._window = RollingCounts(store, f"{prefix}:window", ("requests", "failures"), config.rolling_window)
+        self._window = RollingCounts(
+            store, f"{prefix}:window", ("requests", "failures"), config.rolling_window
+        )
 
     def state(self, now: float) -> CircuitState:
         code = self._store.get(self._state)
@@ -228,7 +230,10 @@ class CircuitBreaker:
 
     def _rate_exceeded(self, now: float) -> bool:
         requests, failures = self._window.totals(now)
-        return requests >= self.config.volume_threshold and failures >= self.config.error_rate_threshold * requests
+        return (
+            requests >= self.config.volume_threshold
+            and failures >= self.config.error_rate_threshold * requests
+        )
 
     def _open(self, now: float, from_code: float) -> None:
         """Open (or re-open, from half-open): half-open bookkeeping is cleared before the state flips."""
@@ -312,7 +317,9 @@ class CircuitBreakers:
     def allow(self, name: str, now: float) -> Admission:
         return self.get(name).allow(now)
 
-    def record(self, name: str, outcome: Outcome, now: float, admission: Admission = Admission.ALLOWED) -> None:
+    def record(
+        self, name: str, outcome: Outcome, now: float, admission: Admission = Admission.ALLOWED
+    ) -> None:
         self.get(name).record(outcome, now, admission)
 
     def snapshot(self, names: Iterable[str], now: float) -> list[dict[str, Any]]:

@@ -112,7 +112,9 @@ def _passive(reader: Reader, path: str, value: object) -> PassiveHealthConfig:
         return defaults
     ejection = reader.duration(child(path, "ejectionTime"), found.get("ejectionTime"), defaults.ejection_time)
     longest = reader.duration(
-        child(path, "maxEjectionTime"), found.get("maxEjectionTime"), max(defaults.max_ejection_time, ejection)
+        child(path, "maxEjectionTime"),
+        found.get("maxEjectionTime"),
+        max(defaults.max_ejection_time, ejection),
     )
     if longest < ejection:
         reader.error(child(path, "maxEjectionTime"), f"must be at least ejectionTime ({ejection:g}s)")

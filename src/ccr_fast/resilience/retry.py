@@ -35,7 +35,17 @@ _SECONDS = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*")
 #: Past this many doublings the exponential delay is far above any sensible cap; stop computing it.
 _MAX_DOUBLINGS = 64
 _RETRY_KEYS = frozenset(
-    {"maxAttempts", "maxRetries", "baseDelay", "maxDelay", "strategy", "jitter", "retryOn", "deadline", "budget"}
+    {
+        "maxAttempts",
+        "maxRetries",
+        "baseDelay",
+        "maxDelay",
+        "strategy",
+        "jitter",
+        "retryOn",
+        "deadline",
+        "budget",
+    }
 )
 _BUDGET_KEYS = frozenset({"ratio", "minPerSecond", "window"})
 _ERROR_TYPES = frozenset(TYPE_TO_STATUS)
@@ -107,17 +117,23 @@ class RetryPolicy:
         cap = reader.duration(child(path, "maxDelay"), found.get("maxDelay"), max(defaults.max_delay, base))
         if cap < base:
             reader.error(child(path, "maxDelay"), f"must be at least baseDelay ({base:g}s)")
-        statuses, on_timeout, on_network, errors = _retry_on(reader, child(path, "retryOn"), found.get("retryOn"))
+        statuses, on_timeout, on_network, errors = _retry_on(
+            reader, child(path, "retryOn"), found.get("retryOn")
+        )
         return cls(
             max_attempts=attempts,
             base_delay=base,
             max_delay=max(cap, base),
-            strategy=reader.choice(child(path, "strategy"), found.get("strategy"), defaults.strategy, STRATEGIES),
+            strategy=reader.choice(
+                child(path, "strategy"), found.get("strategy"), defaults.strategy, STRATEGIES
+            ),
             retry_on_status=statuses,
             retry_on_timeout=on_timeout,
             retry_on_network=on_network,
             retry_on_errors=errors,
-            deadline=reader.duration(child(path, "deadline"), found.get("deadline"), defaults.deadline, 0.001),
+            deadline=reader.duration(
+                child(path, "deadline"), found.get("deadline"), defaults.deadline, 0.001
+            ),
             jitter=reader.boolean(child(path, "jitter"), found.get("jitter"), defaults.jitter),
             budget=_budget(reader, child(path, "budget"), found.get("budget")),
         )
@@ -140,9 +156,7 @@ class RetryPolicy:
         return result.status is not None and result.status in self.retry_on_status
 
 
-def _retry_on(
-    reader: Reader, path: str, value: object
-) -> tuple[frozenset[int], bool, bool, frozenset[str]]:
+def _retry_on(reader: Reader, path: str, value: object) -> tuple[frozenset[int], bool, bool, frozenset[str]]:
     """``retryOn``: status codes, ``"timeout"``, ``"network"`` and Anthropic error types, in one list."""
     if value is None:
         return DEFAULT_RETRY_STATUSES, True, True, frozenset()

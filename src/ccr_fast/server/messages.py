@@ -14,13 +14,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ccr_fast.protocol.anthropic_events import message_to_events
-from ccr_fast.protocol.anthropic_ids import new_message_id
 from ccr_fast.protocol.anthropic_stream import AnthropicUsagePeek, usage_from_message
 from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
-from ccr_fast.protocol.openai_request import anthropic_to_openai
-from ccr_fast.protocol.openai_response import openai_to_anthropic
-from ccr_fast.protocol.openai_stream import OpenAIStreamTranslator
 from ccr_fast.routing import session_id
+from ccr_fast.server.dialects import DIALECTS
 from ccr_fast.server.http import JSON_HEADERS, SSE_HEADERS, Request, Response
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
 from ccr_fast.upstream.transport import (
@@ -35,6 +32,7 @@ if TYPE_CHECKING:
     from ccr_fast.routing import RouteDecision
     from ccr_fast.server.gateway import Gateway
     from ccr_fast.transformers import Plan
+    from ccr_fast.transformers.base import ResponseFilter
 
 log = logging.getLogger("ccr_fast.messages")
 access = logging.getLogger("ccr_fast.access")
@@ -85,10 +83,12 @@ async def handle_messages(gw: Gateway, req: Request) -> Response:
     if not stream:
         return await _non_stream(ctx, resp)
     ctype = resp.headers.get("content-type", "")
-    if plan.endpoint == "openai" and "text/event-stream" not in ctype:
+    if "text/event-stream" not in ctype and "json" in ctype:
         # Some servers ignore `stream: true` and answer with one JSON body: stream it anyway.
         return await _json_as_stream(ctx, resp)
     gen = _passthrough_stream(ctx, resp) if plan.endpoint == "anthropic" else _translated_stream(ctx, resp)
+    if plan.response_filters:
+        gen = _filtered(gen, [make() for make in plan.response_filters])
     return Response(200, _sse_headers(req.request_id), stream=gen, on_complete=ctx.complete)
 
 
@@ -106,16 +106,15 @@ def _build_upstream_request(
                 headers[name] = v
         headers.setdefault("anthropic-version", "2023-06-01")
         payload = orjson.dumps(body)
+        url = plan.url
     else:
-        out = anthropic_to_openai(body, model=decision.model, dialect=plan.dialect)
-        for hook in plan.upstream_hooks:
-            hook(out)
-        payload = orjson.dumps(out)
+        url, extra, payload = DIALECTS[plan.endpoint].encode(body, plan, decision.model, stream)
+        headers.update(extra)
     if stream:
         headers["accept"] = "text/event-stream"
     return UpstreamRequest(
         "POST",
-        plan.url,
+        url,
         headers,
         payload,
         timeout=gw.upstream_timeout,
@@ -215,21 +214,27 @@ def _parse_upstream_json(raw: bytes, plan: Plan) -> dict[str, Any]:
 async def _non_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
     raw = await _read_body(resp, ctx.plan)
     headers = [*JSON_HEADERS]  # the gateway adds request-id to every non-streamed response
-    if ctx.plan.endpoint == "anthropic":
+    plan = ctx.plan
+    if plan.passthrough:
         ctx.usage = usage_from_message(raw)
         return Response(200, headers, raw, on_complete=ctx.complete)
-    data = _parse_upstream_json(raw, ctx.plan)
-    message = openai_to_anthropic(data, model=ctx.plan.model)
-    ctx.usage = dict(message.get("usage") or {})
+    message = _decode_message(ctx, raw)
     return Response(200, headers, orjson.dumps(message), on_complete=ctx.complete)
+
+
+def _decode_message(ctx: _Exchange, raw: bytes) -> dict[str, Any]:
+    plan = ctx.plan
+    data = _parse_upstream_json(raw, plan)
+    message = data if plan.endpoint == "anthropic" else DIALECTS[plan.endpoint].decode(data, plan.model)
+    for hook in plan.message_hooks:
+        hook(message)
+    ctx.usage = dict(message.get("usage") or {})
+    return message
 
 
 async def _json_as_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
     raw = await _read_body(resp, ctx.plan)
-    data = _parse_upstream_json(raw, ctx.plan)
-    message = openai_to_anthropic(data, model=ctx.plan.model)
-    ctx.usage = dict(message.get("usage") or {})
-    events = message_to_events(message)
+    events = message_to_events(_decode_message(ctx, raw))
 
     async def once() -> AsyncIterator[bytes]:
         yield events
@@ -238,11 +243,7 @@ async def _json_as_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
 
 
 async def _translated_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIterator[bytes]:
-    translator = OpenAIStreamTranslator(
-        model=ctx.plan.model,
-        message_id=new_message_id(),
-        input_tokens=ctx.decision.token_count or 0,
-    )
+    translator = DIALECTS[ctx.plan.endpoint].translator(ctx.plan.model, ctx.decision.token_count or 0)
     try:
         async for chunk in resp.iter_chunks(ctx.gw.keepalive_s):
             if not chunk:
@@ -261,6 +262,25 @@ async def _translated_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIte
     finally:
         resp.close()
         ctx.usage = dict(translator.usage)
+
+
+async def _filtered(stream: AsyncIterator[bytes], filters: list[ResponseFilter]) -> AsyncIterator[bytes]:
+    """Run whole-event output through the plan's response filters, in chain order."""
+    try:
+        async for data in stream:
+            for f in filters:
+                data = f.feed(data)
+            if data:
+                yield data
+        tail = b""
+        for f in filters:
+            tail = f.feed(tail) + f.close() if tail else f.close()
+        if tail:
+            yield tail
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _passthrough_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIterator[bytes]:

@@ -252,7 +252,7 @@ class Atomics:
         if slot_bytes < 16 or slot_bytes & 7:
             raise ValueError(f"slot size {slot_bytes} is not a hash word plus whole state words")
         if table_offset < 0 or table_offset & 7 or capacity > (self._size - table_offset) // slot_bytes:
-            raise ValueError(f"table at {table_offset} ({capacity} x {slot_bytes} bytes) is outside the buffer")
+            raise ValueError(f"table at {table_offset} ({capacity} x {slot_bytes} B) is outside the buffer")
         if key_hash == 0:
             raise ValueError("key hash 0 marks an empty slot")
         if max_probe < 1:

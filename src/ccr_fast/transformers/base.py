@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
 
 Endpoint = Literal["anthropic", "openai"]
 BodyHook = Callable[[dict[str, Any]], None]
+#: rewrites a complete non-stream Anthropic message in place
+MessageHook = Callable[[dict[str, Any]], None]
+
+
+class ResponseFilter(Protocol):
+    """Rewrites an Anthropic SSE stream. ``feed`` always receives whole events (one or more complete
+    ``event:/data:`` frames) and returns whole events; one instance serves one response."""
+
+    def feed(self, events: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
+ResponseFilterFactory = Callable[[], ResponseFilter]
 
 
 @dataclass
@@ -27,6 +41,10 @@ class PlanBuilder:
     anthropic_hooks: list[BodyHook] = field(default_factory=list)
     #: run on the upstream-format body after translation (OpenAI endpoint only)
     upstream_hooks: list[BodyHook] = field(default_factory=list)
+    #: per-response stream rewriters, applied in chain order (forces the translated path)
+    response_filters: list[ResponseFilterFactory] = field(default_factory=list)
+    #: rewriters of complete non-stream messages, applied in chain order
+    message_hooks: list[MessageHook] = field(default_factory=list)
     #: extra headers for the upstream request
     headers: dict[str, str] = field(default_factory=dict)
     #: Anthropic endpoint: send the key as `Authorization: Bearer` instead of `x-api-key`

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccr_fast.config.errors import Problem
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
-from ccr_fast.transformers.base import BodyHook, Endpoint, PlanBuilder
+from ccr_fast.transformers.base import BodyHook, Endpoint, MessageHook, PlanBuilder, ResponseFilterFactory
 from ccr_fast.transformers.registry import NOT_YET_AVAILABLE, REGISTRY, lookup
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ class Plan:
     dialect: OpenAIDialect
     anthropic_hooks: tuple[BodyHook, ...]
     upstream_hooks: tuple[BodyHook, ...]
+    response_filters: tuple[ResponseFilterFactory, ...]
+    message_hooks: tuple[MessageHook, ...]
     #: static upstream headers (auth, content type, transformer extras)
     headers: Mapping[str, str]
     chain: tuple[str, ...]
@@ -34,7 +36,7 @@ class Plan:
     @property
     def passthrough(self) -> bool:
         """Anthropic upstream with nothing to rewrite: response bytes are forwarded untouched."""
-        return self.endpoint == "anthropic" and not self.anthropic_hooks
+        return self.endpoint == "anthropic" and not self.response_filters and not self.message_hooks
 
 
 def _entries(spec: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -109,6 +111,8 @@ def build_plan(provider: ProviderConfig, model: str, *, plugin_names: frozenset[
         dialect=builder.dialect,
         anthropic_hooks=tuple(builder.anthropic_hooks),
         upstream_hooks=tuple(builder.upstream_hooks),
+        response_filters=tuple(builder.response_filters),
+        message_hooks=tuple(builder.message_hooks),
         headers=headers,
         chain=tuple(names),
         unavailable=builder.unavailable,

@@ -1,0 +1,63 @@
+"""Upstream wire dialects other than Anthropic: how a request is encoded and a response decoded.
+
+Anthropic upstreams are handled in ``messages.py`` directly (bytes pass through); every other dialect
+is an object with the same three duties, so adding one is adding a class here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+
+from ccr_fast.protocol.anthropic_ids import new_message_id
+from ccr_fast.protocol.openai_request import anthropic_to_openai
+from ccr_fast.protocol.openai_response import openai_to_anthropic
+from ccr_fast.protocol.openai_stream import OpenAIStreamTranslator
+from ccr_fast.transformers import Plan
+
+
+class StreamTranslator(Protocol):
+    usage: dict[str, int]
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+    def fail(self, error_type: str, message: str) -> bytes: ...
+
+
+class Dialect(Protocol):
+    def encode(
+        self, body: dict[str, Any], plan: Plan, model: str, stream: bool
+    ) -> tuple[str, dict[str, str], bytes]:
+        """(url, extra headers, payload) for the upstream request."""
+        ...
+
+    def decode(self, data: Mapping[str, Any], model: str) -> dict[str, Any]:
+        """A complete upstream response body → an Anthropic message."""
+        ...
+
+    def translator(self, model: str, input_tokens: int) -> StreamTranslator: ...
+
+
+class OpenAIChat:
+    """OpenAI Chat Completions and every compatible server."""
+
+    def encode(
+        self, body: dict[str, Any], plan: Plan, model: str, stream: bool
+    ) -> tuple[str, dict[str, str], bytes]:
+        out = anthropic_to_openai(body, model=model, dialect=plan.dialect)
+        for hook in plan.upstream_hooks:
+            hook(out)
+        return plan.url, {}, orjson.dumps(out)
+
+    def decode(self, data: Mapping[str, Any], model: str) -> dict[str, Any]:
+        return openai_to_anthropic(data, model=model)
+
+    def translator(self, model: str, input_tokens: int) -> StreamTranslator:
+        return OpenAIStreamTranslator(model=model, message_id=new_message_id(), input_tokens=input_tokens)
+
+
+DIALECTS: dict[str, Dialect] = {"openai": OpenAIChat()}

@@ -1,0 +1,70 @@
+"""Process handling for the systems under test: trees, memory, pinning, stopping, py-spy summaries."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bench.peers import memory, pin, process_tree, spawn, stop_all, summarize_stacks
+
+COLLAPSED = """\
+handle (ccr_fast/server/messages.py:79);send (aiohttp/client.py:930) 6
+handle (ccr_fast/server/messages.py:80);translate (ccr_fast/protocol/openai_request.py:54) 3
+getrandbits (random.py:805) 1
+ 10
+"""
+
+
+def test_summarize_stacks() -> None:
+    summary = summarize_stacks(COLLAPSED)
+    assert summary["samples"] == 20
+    assert summary["native_share"] == 0.5
+    assert summary["self"][0] == {"name": "send (aiohttp/client.py)", "share": 0.3}
+    inclusive = {row["name"]: row["share"] for row in summary["inclusive"]}
+    # two lines of one function count together, once per stack
+    assert inclusive["handle (ccr_fast/server/messages.py)"] == pytest.approx(0.45)
+    packages = {row["name"]: row["share"] for row in summary["self_by_package"]}
+    assert packages == {"aiohttp": 0.3, "ccr_fast.protocol": 0.15, "random": 0.05}
+
+
+def test_summarize_empty_profile() -> None:
+    assert summarize_stacks("") == {"samples": 0}
+
+
+#: a parent with one child; on SIGTERM the parent stops the child and exits, as Granian's master does
+PARENT = """
+import signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+signal.signal(signal.SIGTERM, lambda *_: (child.terminate(), child.wait(), sys.exit(0)))
+time.sleep(60)
+"""
+
+
+def test_spawned_tree_memory_and_stop(tmp_path: Path) -> None:
+    cpus = {min(os.sched_getaffinity(0))}
+    server = spawn("parent", [sys.executable, "-c", PARENT], port=0, workdir=tmp_path, cpus=cpus)
+    try:
+        deadline = time.monotonic() + 10
+        while len(server.pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        tree = server.pids()
+        assert tree[0] == server.proc.pid and len(tree) == 2
+        child = tree[1]
+        assert os.sched_getaffinity(child) == cpus
+        everything = os.sched_getaffinity(0)
+        pin(tree, everything)
+        assert os.sched_getaffinity(child) == everything
+        used = memory(server.proc.pid)
+        assert len(used["processes"]) == 2
+        assert used["rss_mb"] > 1 and used["pss_mb"] > 0
+    finally:
+        stop_all([server])
+    assert server.proc.poll() is not None
+    assert process_tree(child) == []
+
+
+def test_process_tree_of_a_missing_process() -> None:
+    assert process_tree(2**22 + 12345) == []

@@ -1,0 +1,496 @@
+"""Gemini stream → Anthropic stream: shared vectors (compiled and pure SSE decoder), event-order rules, the SDK's
+view, agreement with the non-stream translator, and a real round trip through the mock provider.
+
+Every vector output is checked three ways: against the vector's expected event list, against the ordering
+rules the Anthropic SDK's accumulator relies on (protocols.md §2.3), and by feeding the bytes to the official
+``anthropic`` client through a mock transport and comparing the message it assembles.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anthropic
+import httpx2
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ccr_fast import _speedups
+from ccr_fast.mock import MockProvider
+from ccr_fast.protocol.gemini_request import anthropic_to_gemini, gemini_url
+from ccr_fast.protocol.gemini_response import gemini_to_anthropic
+from ccr_fast.protocol.gemini_stream import GeminiStreamTranslator
+
+VECTORS = Path(__file__).parent.parent / "vectors" / "gemini"
+NAMES = sorted(p.stem for p in VECTORS.glob("*.sse"))
+BUILT = _speedups.compiled("sse_framer") is not None
+MINTED_ID = re.compile(r"toolu_01[0-9A-Za-z]{24}")
+USAGE_FIELDS = {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}
+DELTA_FOR = {
+    "text": {"text_delta", "citations_delta"},
+    "thinking": {"thinking_delta", "signature_delta"},
+    "tool_use": {"input_json_delta"},
+}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("compiled", marks=pytest.mark.skipif(not BUILT, reason="extensions not built")),
+        "pure",
+    ]
+)
+def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Runs a test once with the compiled SSE decoder and once with its pure-Python twin."""
+    monkeypatch.setenv("CCR_FAST_PURE", "1" if request.param == "pure" else "0")
+    yield request.param
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def load_vector(name: str) -> tuple[bytes, dict[str, Any]]:
+    return (VECTORS / f"{name}.sse").read_bytes(), json.loads((VECTORS / f"{name}.json").read_text())
+
+
+def translator(input_tokens: int = 0) -> GeminiStreamTranslator:
+    return GeminiStreamTranslator(model="claude-vector", message_id="msg_vector", input_tokens=input_tokens)
+
+
+def run(reads: list[bytes], input_tokens: int = 0) -> bytes:
+    t = translator(input_tokens)
+    return b"".join(t.feed(read) for read in reads) + t.close()
+
+
+def run_stable(reads: list[bytes], input_tokens: int = 0) -> bytes:
+    """``run`` with minted (random) tool ids replaced, so that two runs can be compared byte for byte."""
+    return re.sub(MINTED_ID.pattern.encode(), b"toolu_01*", run(reads, input_tokens))
+
+
+def sse(*chunks: Any) -> bytes:
+    """Gemini SSE (CRLF framing) for the given response objects."""
+    return b"".join(b"data: " + orjson.dumps(c) + b"\r\n\r\n" for c in chunks)
+
+
+def response(parts: list[Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    return {"candidates": [candidate], **extra}
+
+
+def parse(out: bytes) -> list[dict[str, Any]]:
+    """Anthropic frames, strictly: ``event: <type>\\ndata: <json>\\n\\n`` with data.type == type."""
+    assert out.endswith(b"\n\n") or not out
+    events = []
+    for frame in out.split(b"\n\n")[:-1]:
+        head, data = frame.split(b"\n")
+        assert head.startswith(b"event: ") and data.startswith(b"data: ")
+        name, body = head[7:].decode(), orjson.loads(data[6:])
+        assert body["type"] == name
+        events.append({"event": name, "data": body})
+    return events
+
+
+def normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    if isinstance(value, str) and MINTED_ID.fullmatch(value):
+        return "toolu_01*"
+    return value
+
+
+def check_order(events: list[dict[str, Any]]) -> None:
+    """The rules of protocols.md §2.3, which the SDK accumulator assumes without checking."""
+    assert events and events[0]["event"] == "message_start"
+    assert isinstance(events[0]["data"]["message"]["usage"], dict)
+    started = 0
+    open_block: dict[str, Any] | None = None
+    message_deltas = 0
+    for position, event in enumerate(events[1:], start=1):
+        name, data = event["event"], event["data"]
+        last = position == len(events) - 1
+        if name == "content_block_start":
+            assert open_block is None and message_deltas == 0
+            assert data["index"] == started
+            started += 1
+            open_block = {"index": data["index"], "type": data["content_block"]["type"], "signature": False}
+        elif name == "content_block_delta":
+            assert open_block is not None and data["index"] == open_block["index"]
+            assert data["delta"]["type"] in DELTA_FOR[open_block["type"]]
+            assert not open_block["signature"], "nothing may follow a thinking block's signature"
+            open_block["signature"] = data["delta"]["type"] == "signature_delta"
+        elif name == "content_block_stop":
+            assert open_block is not None and data["index"] == open_block["index"]
+            if open_block["type"] == "thinking":
+                assert open_block["signature"], "a thinking block ends with its signature_delta"
+            open_block = None
+        elif name == "message_delta":
+            assert open_block is None
+            message_deltas += 1
+            assert data["delta"]["stop_reason"] is not None
+            assert set(data["usage"]) >= USAGE_FIELDS
+        elif name == "message_stop":
+            assert last and message_deltas == 1
+        elif name == "error":
+            assert last and message_deltas == 0
+        else:
+            raise AssertionError(f"unexpected event {name}")
+    assert events[-1]["event"] in ("message_stop", "error")
+
+
+def sdk_message(out: bytes) -> anthropic.types.Message:
+    """What the official SDK assembles from our bytes (raises the SDK's error for an ``event: error``)."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=out)
+
+    client = anthropic.Anthropic(
+        api_key="test",
+        base_url="http://upstream.test",
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+    )
+    with client.messages.stream(
+        model="claude-vector", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        return stream.get_final_message()
+
+
+def sdk_content(message: anthropic.types.Message) -> list[dict[str, Any]]:
+    content = []
+    for block in message.content:
+        dumped = block.model_dump(exclude_none=True)
+        dumped.pop("caller", None)
+        content.append(dumped)
+    return content
+
+
+def sdk_view(message: anthropic.types.Message) -> dict[str, Any]:
+    return normalise(
+        {
+            "content": sdk_content(message),
+            "stop_reason": message.stop_reason,
+            "usage": message.usage.model_dump(include=USAGE_FIELDS),
+        }
+    )
+
+
+def check_vector(expected: dict[str, Any], out: bytes) -> None:
+    events = parse(out)
+    check_order(events)
+    assert normalise(events) == expected["events"]
+    if "error" in expected:
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            sdk_message(out)
+        assert isinstance(raised.value.body, dict)
+        assert raised.value.body["error"] == expected["error"]
+    else:
+        assert sdk_view(sdk_message(out)) == expected["message"]
+
+
+def upstream_chunks(raw: bytes) -> list[dict[str, Any]]:
+    return [orjson.loads(line[6:]) for line in raw.splitlines() if line.startswith(b"data: ")]
+
+
+# --- the shared vectors -----------------------------------------------------------------------------------
+
+
+def test_vectors_are_present() -> None:
+    assert len(NAMES) >= 15
+    for name in NAMES:
+        assert (VECTORS / f"{name}.json").exists(), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vector_in_one_read(decoder: str, name: str) -> None:
+    raw, expected = load_vector(name)
+    check_vector(expected, run([raw], expected["input_tokens"]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vector_line_by_line_and_byte_by_byte(decoder: str, name: str) -> None:
+    """protocols §6.1: any split of the upstream bytes gives the same output bytes (CRLF split included)."""
+    raw, expected = load_vector(name)
+    whole = run_stable([raw], expected["input_tokens"])
+    assert run_stable(raw.splitlines(keepends=True), expected["input_tokens"]) == whole
+    assert run_stable([raw[i : i + 1] for i in range(len(raw))], expected["input_tokens"]) == whole
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_splits_match_the_unsplit_feed(decoder: str, data: st.DataObject) -> None:
+    name = data.draw(st.sampled_from(NAMES))
+    raw, expected = load_vector(name)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=40)))
+    reads = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    assert run_stable(reads, expected["input_tokens"]) == run_stable([raw], expected["input_tokens"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_stream_translation_of_the_same_parts_agrees(name: str) -> None:
+    """All parts of a stream in one ``generateContent`` body give the content the SDK assembled from the
+    stream: both translators follow the same block rules."""
+    raw, expected = load_vector(name)
+    if "error" in expected:
+        pytest.skip("an error stream has no message")
+    chunks = upstream_chunks(raw)
+    parts: list[Any] = []
+    body: dict[str, Any] = {}
+    for chunk in chunks:
+        for candidate in chunk.get("candidates", []):
+            parts += candidate["content"]["parts"]
+            if "finishReason" in candidate:
+                body["candidates"] = [{"content": {"role": "model", "parts": parts}, "index": 0}]
+                body["candidates"][0]["finishReason"] = candidate["finishReason"]
+        for key in ("usageMetadata", "promptFeedback"):
+            if key in chunk:
+                body[key] = chunk[key]
+    body.setdefault("candidates", [{"content": {"role": "model", "parts": parts}, "index": 0}])
+    if "promptFeedback" in body:
+        del body["candidates"]
+    message = gemini_to_anthropic(body, model="claude-vector", message_id="msg_vector")
+    assert normalise(message["content"]) == [
+        {k: block[k] for k in block if k != "citations"} for block in expected["message"]["content"]
+    ]
+    assert message["stop_reason"] == expected["message"]["stop_reason"]
+    if body.get("usageMetadata"):
+        assert message["usage"] == expected["message"]["usage"]
+
+
+# --- behaviours beyond the vectors ------------------------------------------------------------------------
+
+
+def test_empty_stream_still_ends_the_message(decoder: str) -> None:
+    t = translator(input_tokens=9)
+    events = parse(t.feed(b"") + t.close())
+    check_order(events)
+    assert [e["event"] for e in events] == ["message_start", "message_delta", "message_stop"]
+    assert events[1]["data"]["usage"]["input_tokens"] == 9
+    assert t.finished and not t.errored and t.stop_reason == "end_turn"
+    assert t.close() == b"" and t.feed(sse(response([{"text": "late"}]))) == b""
+
+
+def test_error_as_the_first_chunk_is_the_only_event(decoder: str) -> None:
+    t = translator()
+    error = {"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}
+    events = parse(t.feed(sse(error)))
+    assert events == [
+        {
+            "event": "error",
+            "data": {"type": "error", "error": {"type": "rate_limit_error", "message": "Quota exceeded"}},
+        }
+    ]
+    assert t.finished and t.errored and t.stop_reason is None
+    assert t.close() == b"" and t.fail("api_error", "again") == b""
+
+
+def test_nothing_is_emitted_after_an_error_chunk_in_the_same_read(decoder: str) -> None:
+    raw = sse(
+        response([{"text": "a"}]),
+        {"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}},
+        response([{"text": "b"}], "STOP"),
+    )
+    events = parse(run([raw]))
+    check_order(events)
+    assert events[-1]["data"]["error"] == {"type": "api_error", "message": "Internal error"}
+    assert [e["data"]["delta"]["text"] for e in events if e["event"] == "content_block_delta"] == ["a"]
+
+
+def test_fail_mid_stream_ends_with_an_error_event(decoder: str) -> None:
+    t = translator()
+    head = t.feed(sse(response([{"text": "Hel"}])))
+    tail = t.fail("api_error", "upstream connection reset")
+    events = parse(head + tail)
+    check_order(events)
+    assert events[-1]["data"] == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "upstream connection reset"},
+    }
+    assert t.errored and t.finished
+    assert t.feed(sse(response([{"text": "lo"}]))) == b"" and t.close() == b""
+
+
+def test_garbage_other_candidates_and_unknown_parts_are_ignored(decoder: str) -> None:
+    raw = (
+        b"data: not json\r\n\r\n"
+        + sse(
+            [1, 2],
+            {"candidates": [{"index": 1, "content": {"parts": [{"text": "alternative"}]}}]},
+            response([{"text": "mine"}, {"executableCode": {"code": "print(1)"}}, "junk", {"text": ""}]),
+            response([{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}], "STOP"),
+        )
+    )
+    message = sdk_message(run([raw]))
+    assert sdk_content(message) == [{"type": "text", "text": "mine"}]
+    assert message.stop_reason == "end_turn"
+
+
+def test_usage_and_stop_reason_are_readable_for_accounting(decoder: str) -> None:
+    t = translator(input_tokens=5)
+    t.feed(sse(response([{"text": "x"}], usageMetadata={"promptTokenCount": 40, "candidatesTokenCount": 1})))
+    assert t.usage["input_tokens"] == 40 and t.stop_reason is None and not t.finished
+    t.feed(
+        sse(
+            response(
+                [{"functionCall": {"name": "Bash", "args": {"command": "ls"}}}],
+                "STOP",
+                usageMetadata={"promptTokenCount": 40, "candidatesTokenCount": 7, "thoughtsTokenCount": 3},
+            )
+        )
+    )
+    t.close()
+    assert t.usage == {
+        "input_tokens": 40,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 10,
+    }
+    assert t.stop_reason == "tool_use" and t.finished and not t.errored
+
+
+def test_a_ten_megabyte_signature_passes_through(decoder: str) -> None:
+    """protocols §5.2: no line-length cap; a huge thoughtSignature arrives whole, in any number of reads."""
+    signature = "A" * 10_000_000
+    raw = sse(response([{"functionCall": {"name": "Read", "args": {}}, "thoughtSignature": signature}], "STOP"))
+    t = translator()
+    out = b"".join(t.feed(raw[i : i + 65536]) for i in range(0, len(raw), 65536)) + t.close()
+    message = sdk_message(out)
+    assert message.content[0].signature == "gemini:" + signature  # type: ignore[union-attr]
+    assert message.content[1].type == "tool_use"
+
+
+# --- a real round trip through the mock provider -----------------------------------------------------------
+
+
+async def stream_through(mock: MockProvider, body: dict[str, Any], model: str) -> bytes:
+    """POST the translated body to the mock's Gemini stream endpoint and translate what comes back."""
+    t = GeminiStreamTranslator(model=body["model"], input_tokens=3)
+    out = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            gemini_url(mock.url + "/v1beta/models/", model, stream=True),
+            json=anthropic_to_gemini(body, model=model),
+            headers={"x-goog-api-key": "test"},
+        ) as resp,
+    ):
+        assert resp.status == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        async for piece in resp.content.iter_any():
+            out.append(t.feed(piece))
+    out.append(t.close())
+    assert t.finished and not t.errored
+    return b"".join(out)
+
+
+async def test_round_trip_with_the_mock_provider_including_a_tool_call(mock: MockProvider) -> None:
+    mock.script(
+        [
+            {
+                "thinking": "The user wants the listing.",
+                "text": "",
+                "tool_calls": [{"name": "Bash", "arguments": {"command": "ls"}}],
+                "usage": {"prompt_tokens": 50, "completion_tokens": 9, "cached_tokens": 20},
+            }
+        ]
+    )
+    tools = [
+        {
+            "name": "Bash",
+            "description": "Run a command",
+            "input_schema": {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": "object",
+                "properties": {"command": {"type": "string"}, "timeout": {"type": ["integer", "null"]}},
+                "required": ["command"],
+                "additionalProperties": False,
+            },
+        }
+    ]
+    first: dict[str, Any] = {
+        "model": "claude-sonnet-5",
+        "max_tokens": 1024,
+        "stream": True,
+        "system": "You are terse.",
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "tools": tools,
+        "messages": [{"role": "user", "content": "list the files"}],
+    }
+    out = await stream_through(mock, first, "gemini-2.5-flash")
+    check_order(parse(out))
+    message = sdk_message(out)
+    assert [b.type for b in message.content] == ["thinking", "tool_use"]
+    call = message.content[1]
+    assert call.type == "tool_use" and call.name == "Bash" and call.input == {"command": "ls"}
+    assert message.stop_reason == "tool_use"
+    assert message.usage.input_tokens == 30 and message.usage.cache_read_input_tokens == 20
+
+    sent = mock.requests[-1]
+    assert sent["path"] == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    assert sent["query"] == "alt=sse"
+    assert sent["body"]["systemInstruction"] == {"parts": [{"text": "You are terse."}]}
+    assert sent["body"]["generationConfig"] == {
+        "maxOutputTokens": 1024,
+        "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": True},
+    }
+    assert sent["body"]["tools"][0]["functionDeclarations"][0]["parameters"] == {
+        "type": "OBJECT",
+        "properties": {"command": {"type": "STRING"}, "timeout": {"type": "INTEGER", "nullable": True}},
+        "required": ["command"],
+    }
+
+    # The client runs the tool and sends the whole history back; unscripted, the mock echoes the result.
+    second = dict(first)
+    second["messages"] = [
+        *first["messages"],
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "a.txt\nb.txt"}],
+        },
+    ]
+    reply = sdk_message(await stream_through(mock, second, "gemini-2.5-flash"))
+    assert [b.type for b in reply.content] == ["text"]
+    assert reply.content[0].text.startswith("Tool result received: a.txt")  # type: ignore[union-attr]
+    assert reply.stop_reason == "end_turn"
+    contents = mock.requests[-1]["body"]["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert contents[1]["parts"] == [
+        {
+            "functionCall": {"name": "Bash", "args": {"command": "ls"}},
+            "thoughtSignature": "skip_thought_signature_validator",  # the mock signs nothing
+        }
+    ]
+    assert contents[2]["parts"] == [
+        {"functionResponse": {"name": "Bash", "response": {"result": "a.txt\nb.txt"}}}
+    ]
+
+
+async def test_round_trip_mid_stream_error_from_the_mock(mock: MockProvider) -> None:
+    mock.script([{"text": "one two three", "midstream_error": {"message": "backend died"}}])
+    body = {"model": "claude", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+    t = GeminiStreamTranslator(model="claude")
+    out = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            gemini_url(mock.url + "/v1beta/models", "gemini-2.5-pro", stream=True),
+            json=anthropic_to_gemini(body, model="gemini-2.5-pro"),
+        ) as resp,
+    ):
+        async for piece in resp.content.iter_any():
+            out.append(t.feed(piece))
+    out.append(t.close())
+    events = parse(b"".join(out))
+    check_order(events)
+    assert events[-1]["data"]["error"] == {"type": "api_error", "message": "backend died"}
+    assert t.errored
