@@ -314,6 +314,28 @@ async def open_loop(
     return OpenLoopRun(rate, duration, exchanges, pool.opened)
 
 
+async def back_to_back(
+    request: HttpRequest, *, duration: float, stream: bool, warmup: int = 20
+) -> OpenLoopRun:
+    """Requests one after another on one connection for ``duration`` seconds.
+
+    Not a load model: with no idle time between requests, no process on the path goes to sleep, so the
+    latency is the path's own cost without the wake-up delays a light open-loop load pays on every hop.
+    Read it next to the open-loop numbers, never instead of them.
+    """
+    payload = request.encode()
+    pool = Pool(request.host, request.port)
+    await pool.fill(1)
+    for _ in range(warmup):
+        await send(pool, payload, stream=stream, due=time.perf_counter())
+    exchanges: list[Exchange] = []
+    end = time.perf_counter() + duration
+    while (now := time.perf_counter()) < end:
+        exchanges.append(await send(pool, payload, stream=stream, due=now))
+    pool.close()
+    return OpenLoopRun(0.0, duration, exchanges, pool.opened)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by the nearest-rank method; NaN for no values."""
     if not values:

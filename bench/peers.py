@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -501,41 +502,74 @@ def _package(frame: str) -> str:
     return parts[0].removesuffix(".py")
 
 
-def summarize_stacks(collapsed: str, top: int = 15) -> dict[str, Any]:
-    """Self and inclusive sample shares from py-spy's collapsed-stack output (``a;b;c count`` per line).
-
-    A sample with no Python frame at all is time the worker's main thread spent in native code: the event
-    loop itself, socket calls, and Granian's Rust side of the protocol.
-    """
-    total = native = 0
-    by_self: dict[str, int] = {}
-    by_inclusive: dict[str, int] = {}
-    by_package: dict[str, int] = {}
+def _parse_collapsed(collapsed: str) -> dict[str, list[tuple[list[str], int]]]:
+    """py-spy's ``--threads --format raw`` output: ``thread (tid)[: name];frame;... count`` per line."""
+    threads: dict[str, list[tuple[list[str], int]]] = {}
     for line in collapsed.splitlines():
         stack, _, count_text = line.rstrip().rpartition(" ")
         if not count_text.isdigit():
             continue
-        count = int(count_text)
-        total += count
-        frames = [f for f in stack.split(";") if f.strip()]
-        if not frames:
+        thread, *frames = stack.split(";")
+        threads.setdefault(thread, []).append(([f for f in frames if f.strip()], int(count_text)))
+    return threads
+
+
+#: Granian's worker entry (``MPServer._spawn_rsgi_worker``, ``_spawn_asgi_worker``...): the Rust server runs
+#: the event loop, and so every request handler, from inside this call
+_ENTRY = re.compile(r"\._spawn_\w*worker \(granian/")
+
+
+def _above_entry(frames: list[str]) -> tuple[list[str], str | None]:
+    """The frames above Granian's worker entry (all of them when it is absent), and the entry's name."""
+    for index in range(len(frames) - 1, -1, -1):
+        if _ENTRY.search(frames[index]):
+            return frames[index + 1 :], _frame_name(frames[index])
+    return frames, None
+
+
+def summarize_stacks(collapsed: str, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares of the thread that runs Python, from py-spy's collapsed stacks.
+
+    In a Granian worker the main thread enters Granian's Rust server, which runs the asyncio loop and so
+    every request handler above that entry call; Granian's own I/O threads carry (almost) no Python frame
+    and are left out (py-spy cannot tell when they are idle). Frames up to the entry are cut off; a sample
+    with nothing above it is time in native code under the loop: uvloop, socket calls and Granian's side
+    of the protocol. Leaf frames include the native calls they make (a socket write shows up as the Python
+    function that called it), since non-blocking sampling does not resolve native frames.
+    """
+    threads = _parse_collapsed(collapsed)
+    in_python = {name: sum(count for frames, count in rows if frames) for name, rows in threads.items()}
+    if not any(in_python.values()):
+        return {"samples": 0}
+    thread = max(in_python, key=in_python.__getitem__)
+    rows = threads[thread]
+    total = sum(count for _, count in rows)
+    entry: str | None = None
+    native = 0
+    by_self: dict[str, int] = {}
+    by_inclusive: dict[str, int] = {}
+    by_package: dict[str, int] = {}
+    for frames, count in rows:
+        above, found = _above_entry(frames)
+        entry = entry or found
+        if not above:
             native += count
             continue
-        leaf = _frame_name(frames[-1])
+        leaf = _frame_name(above[-1])
         by_self[leaf] = by_self.get(leaf, 0) + count
-        package = _package(frames[-1])
+        package = _package(above[-1])
         by_package[package] = by_package.get(package, 0) + count
-        for name in {_frame_name(f) for f in frames}:
+        for name in {_frame_name(f) for f in above}:
             by_inclusive[name] = by_inclusive.get(name, 0) + count
 
     def ranked(counts: dict[str, int]) -> list[dict[str, Any]]:
         best = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:top]
         return [{"name": name, "share": count / total} for name, count in best]
 
-    if not total:
-        return {"samples": 0}
     return {
         "samples": total,
+        "thread": thread,
+        "entry": entry,
         "native_share": native / total,
         "self": ranked(by_self),
         "inclusive": ranked(by_inclusive),
@@ -570,6 +604,7 @@ def profile_worker(server: Server, load: Callable[[], Any], duration: float, wor
             "--rate",
             "250",
             "--nonblocking",
+            "--threads",
             "--format",
             "raw",
             "--output",

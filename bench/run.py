@@ -30,7 +30,7 @@ import orjson
 import uvloop
 
 from bench import peers, report
-from bench.loadgen import fetch_once, open_loop, summarize_run
+from bench.loadgen import back_to_back, fetch_once, open_loop, summarize_run
 from bench.peers import REPO, Server, log
 from bench.scenarios import (
     LATENCY_SCENARIO,
@@ -154,6 +154,7 @@ class Bench:
             "smoke": {},
             "throughput": {},
             "latency": {},
+            "latency_back_to_back": {},
             "stream": {},
             "memory": {},
             "cold_start": {},
@@ -350,27 +351,36 @@ class Bench:
                         result = {"failed": str(exc)}
                     self.results["throughput"].setdefault(key, {}).setdefault(target.key, []).append(result)
 
-    def open_loop_phase(self, section: str, scenario: Scenario, rate: float) -> None:
+    def open_loop_phase(
+        self, section: str, scenario: Scenario, rate: float, back_to_back_s: float = 0
+    ) -> None:
+        """Open-loop runs at ``rate``, interleaved across systems, with nothing pinned.
+
+        At a light load nothing competes for a CPU, so there is nothing to isolate; pinning would only add
+        a cross-CPU wake-up to every hop of a proxied request. With ``back_to_back_s``, each open-loop run
+        is followed by one of requests sent back to back on one connection (see ``loadgen.back_to_back``).
+        """
         args = self.args
+        layout = self.layouts["shared"]
         for round_index in range(args.latency_rounds):
             for target in self.targets:
                 request = target.requests.get(scenario.key)
                 if request is None:
                     continue
-                target.apply_layout(self._all_mocks())
+                target.apply_layout(self._all_mocks(), layout)
                 log(f"{section} {scenario.key} {round_index + 1}/{args.latency_rounds}: {target.key}")
                 run = uvloop.run(
-                    open_loop(
-                        request,
-                        rate=rate,
-                        duration=args.latency_duration,
-                        stream=scenario.stream,
-                        connections=16,
-                    )
+                    open_loop(request, rate=rate, duration=args.latency_duration, stream=scenario.stream)
                 )
                 self.results[section].setdefault(scenario.key, {}).setdefault(target.key, []).append(
                     summarize_run(run)
                 )
+                if back_to_back_s:
+                    run = uvloop.run(back_to_back(request, duration=back_to_back_s, stream=scenario.stream))
+                    section_b2b = self.results[f"{section}_back_to_back"]
+                    section_b2b.setdefault(scenario.key, {}).setdefault(target.key, []).append(
+                        summarize_run(run)
+                    )
 
     def profile(self) -> None:
         """py-spy on the one-core ccr-fast worker under the 1 KB and the streaming load (not timed)."""
@@ -494,7 +504,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.throughput(bench.targets, THROUGHPUT_SCENARIOS, layout.name)
         if bench.shared_targets:
             bench.throughput(bench.shared_targets, SHARED_THROUGHPUT_SCENARIOS, "shared")
-        bench.open_loop_phase("latency", SCENARIOS[LATENCY_SCENARIO], args.rate)
+        bench.open_loop_phase(
+            "latency", SCENARIOS[LATENCY_SCENARIO], args.rate, back_to_back_s=args.duration / 2
+        )
         bench.open_loop_phase("stream", SCENARIOS[STREAM_SCENARIO], args.stream_rate)
         time.sleep(1)
         bench.record_memory("after_load")

@@ -233,13 +233,15 @@ class Target:
     #: scenario key -> the request to send
     requests: dict[str, HttpRequest] = field(default_factory=dict)
 
-    def apply_layout(self, mocks: list[Server]) -> None:
-        """Re-pin the mocks and this target's processes; the benchmark process follows the load generator."""
+    def apply_layout(self, mocks: list[Server], layout: Layout | None = None) -> None:
+        """Re-pin the mocks and this target's processes to ``layout`` (default: the target's own); the
+        benchmark process, which runs our client and starts wrk, follows the load generator's CPUs."""
+        layout = layout or self.layout
         for mock in mocks:
-            pin(mock.pids(), set(self.layout.mock))
+            pin(mock.pids(), set(layout.mock))
         if self.server is not None:
-            pin(self.server.pids(), set(self.layout.sut))
-        os.sched_setaffinity(0, self.layout.loadgen)
+            pin(self.server.pids(), set(layout.sut))
+        os.sched_setaffinity(0, layout.loadgen)
 
 
 # --------------------------------------------------------------------------- closed loop: wrk

@@ -9,6 +9,7 @@ from bench.bodies import OPENAI_HEADERS
 from bench.loadgen import (
     EventScanner,
     HttpRequest,
+    back_to_back,
     fetch_once,
     is_content_event,
     open_loop,
@@ -110,3 +111,13 @@ async def test_errors_are_counted(mock: MockProvider) -> None:
     run = await open_loop(_chat(mock, False), rate=20, duration=0.25, stream=False, connections=1, warmup=0)
     assert run.errors == len(run.exchanges) == 5
     assert run.error_kinds() == {"HTTP 429": 5}
+
+
+async def test_back_to_back_uses_one_connection(mock: MockProvider) -> None:
+    run = await back_to_back(_chat(mock, False), duration=0.2, stream=False, warmup=2)
+    assert run.connections_opened == 1
+    assert run.errors == 0
+    assert len(run.exchanges) > 10
+    sends = [e.sent for e in run.exchanges]
+    ends = [e.end for e in run.exchanges]
+    assert all(later >= done for done, later in zip(ends, sends[1:], strict=False))

@@ -10,16 +10,22 @@ from pathlib import Path
 import pytest
 from bench.peers import memory, pin, process_tree, spawn, stop_all, summarize_stacks
 
-COLLAPSED = """\
-handle (ccr_fast/server/messages.py:79);send (aiohttp/client.py:930) 6
-handle (ccr_fast/server/messages.py:80);translate (ccr_fast/protocol/openai_request.py:54) 3
-getrandbits (random.py:805) 1
- 10
+ENTRY = "thread (7): MainThread;<module> (ccr-fast:6);MPServer._spawn_rsgi_worker (granian/server/mp.py:317)"
+COLLAPSED = f"""\
+{ENTRY};handle (ccr_fast/server/messages.py:79);send (aiohttp/client.py:930) 6
+{ENTRY};handle (ccr_fast/server/messages.py:80);translate (ccr_fast/protocol/openai_request.py:54) 3
+thread (7): MainThread;getrandbits (random.py:805) 1
+{ENTRY} 10
+thread (9) 500
+thread (9);_schedule (granian/_futures.py:96) 2
 """
 
 
 def test_summarize_stacks() -> None:
     summary = summarize_stacks(COLLAPSED)
+    # Granian's I/O thread (mostly without Python frames) is left out; the loop thread is summarised
+    assert summary["thread"] == "thread (7): MainThread"
+    assert summary["entry"] == "MPServer._spawn_rsgi_worker (granian/server/mp.py)"
     assert summary["samples"] == 20
     assert summary["native_share"] == 0.5
     assert summary["self"][0] == {"name": "send (aiohttp/client.py)", "share": 0.3}

@@ -154,7 +154,10 @@ def test_render_docs_tables_and_skips() -> None:
     data["summary"] = summarize(data)
     page = render_docs(data, Path("/elsewhere/run.json"), "")
     assert page.startswith("# Benchmarks")
-    assert "| non-stream 1 KB | 19,000 | 2,500 | 250 | 10.0× | 13% |" in page
+    assert "| non-stream 1 KB | 19,000 | 2,500 | 250 (4 errors) | 10.0× | 13% |" in page
+    assert "| non-stream 1 KB | 4,000 | 400 | 10.0× | — |" in page
+    assert "| Cython vs pure Python: SSE framing | ≥ 5× | 8.0× | met |" in page
+    assert "`/elsewhere/run.json`" in page
     assert "ccr-fast unpinned" in page
     assert "- ccr-fast-asgi: did not start" in page
     assert "- ccr / stream-50: HTTP 500: boom" in page

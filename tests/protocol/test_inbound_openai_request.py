@@ -5,6 +5,7 @@ the round trip through the outbound translator, and properties of random convers
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,8 +47,12 @@ def sdk_body(params: dict[str, Any]) -> dict[str, Any]:
     def handler(request: httpx2.Request) -> httpx2.Response:
         sent.append(request.read())
         if params.get("stream"):
-            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=b"data: [DONE]\n\n")
-        return httpx2.Response(200, json={"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": []})
+            return httpx2.Response(
+                200, headers={"content-type": "text/event-stream"}, content=b"data: [DONE]\n\n"
+            )
+        return httpx2.Response(
+            200, json={"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": []}
+        )
 
     client = openai.OpenAI(
         api_key="test",
@@ -151,14 +156,20 @@ def test_image_data_url_without_media_type_and_file_data_without_prefix() -> Non
     assert openai_request_to_anthropic(body)["messages"][0]["content"] == [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}},
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"},
+        },
     ]
 
 
 def test_tool_message_with_image_parts_keeps_them() -> None:
     body = request(
         messages=[
-            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "shot"}}]},
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "shot"}}],
+            },
             {
                 "role": "tool",
                 "tool_call_id": "c1",
@@ -170,7 +181,9 @@ def test_tool_message_with_image_parts_keeps_them() -> None:
     assert result == {
         "type": "tool_result",
         "tool_use_id": "c1",
-        "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"}}],
+        "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"}}
+        ],
     }
 
 
@@ -192,7 +205,9 @@ def test_empty_messages_are_dropped() -> None:
         ]
     )
     out = openai_request_to_anthropic(body)
-    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    assert out["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    ]
     assert "system" not in out
 
 
@@ -207,7 +222,11 @@ def test_the_outbound_translator_gives_the_conversation_back() -> None:
             "role": "assistant",
             "content": "Checking.",
             "tool_calls": [
-                {"id": "call_w", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+                {
+                    "id": "call_w",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
                 {
                     "id": "call_t",
                     "type": "function",
@@ -227,15 +246,20 @@ def test_the_outbound_translator_gives_the_conversation_back() -> None:
 
 def test_foreign_ids_reach_the_upstream_unchanged() -> None:
     original = load("foreign_tool_ids")["openai"]
-    back = anthropic_to_openai(openai_request_to_anthropic(original), model="kimi-k2", dialect=OpenAIDialect())
+    back = anthropic_to_openai(
+        openai_request_to_anthropic(original), model="kimi-k2", dialect=OpenAIDialect()
+    )
     assert back["messages"][1]["tool_calls"][0]["id"] == "functions.Bash:0"
     assert back["messages"][2]["tool_call_id"] == "functions.Bash:0"
 
 
 # --- properties of random input ---------------------------------------------------------------------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
-_call_id = st.one_of(st.from_regex(r"call_[A-Za-z0-9]{1,8}", fullmatch=True), st.from_regex(r"fn\.[a-z]{1,6}:[0-9]", fullmatch=True))
+_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+_call_id = st.one_of(
+    st.from_regex(r"call_[A-Za-z0-9]{1,8}", fullmatch=True),
+    st.from_regex(r"fn\.[a-z]{1,6}:[0-9]", fullmatch=True),
+)
 
 
 @st.composite
@@ -245,7 +269,11 @@ def _conversation(draw: st.DrawFn) -> list[dict[str, Any]]:
         role = draw(st.sampled_from(["system", "developer", "user", "assistant", "tool"]))
         if role == "assistant":
             calls = [
-                {"id": draw(_call_id), "type": "function", "function": {"name": "f", "arguments": json.dumps({"q": draw(_text)})}}
+                {
+                    "id": draw(_call_id),
+                    "type": "function",
+                    "function": {"name": "f", "arguments": json.dumps({"q": draw(_text)})},
+                }
                 for _ in range(draw(st.integers(0, 2)))
             ]
             message: dict[str, Any] = {"role": role, "content": draw(st.none() | _text)}
@@ -255,12 +283,15 @@ def _conversation(draw: st.DrawFn) -> list[dict[str, Any]]:
             message = {"role": role, "tool_call_id": draw(_call_id), "content": draw(_text)}
         else:
             content = draw(_text)
-            message = {"role": role, "content": draw(st.sampled_from([content, [{"type": "text", "text": content}]]))}
+            message = {
+                "role": role,
+                "content": draw(st.sampled_from([content, [{"type": "text", "text": content}]])),
+            }
         messages.append(message)
     return messages
 
 
-def _openai_items(messages: list[dict[str, Any]]) -> Iterator[tuple[str, ...]]:
+def _openai_items(messages: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
     """The conversation as a flat sequence of (kind, ...) items, with leading system messages apart."""
     leading = True
     for message in messages:
@@ -280,7 +311,7 @@ def _openai_items(messages: list[dict[str, Any]]) -> Iterator[tuple[str, ...]]:
             yield "tool_use", to_anthropic_tool_id(call["id"]), call["function"]["arguments"]
 
 
-def _anthropic_items(body: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+def _anthropic_items(body: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     system = body.get("system", [])
     for block in [{"text": system}] if isinstance(system, str) else system:
         yield "system", block["text"]
@@ -300,15 +331,13 @@ def _anthropic_items(body: dict[str, Any]) -> Iterator[tuple[str, ...]]:
 
 @settings(max_examples=200, deadline=None)
 @given(messages=_conversation())
-def test_random_conversations_keep_every_item_in_order_and_alternate(messages: list[dict[str, Any]]) -> None:
+def test_random_conversations_keep_every_item_in_order_and_never_repeat_a_role(
+    messages: list[dict[str, Any]],
+) -> None:
     out = openai_request_to_anthropic({"model": "m", "messages": messages})
     assert list(_anthropic_items(out)) == list(_openai_items(messages))
-    roles = [m["role"] for m in out["messages"] if m["role"] != "system"]
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
-    for turn in out["messages"]:
-        if turn["role"] == "user" and isinstance(turn["content"], list):
-            kinds = [block["type"] for block in turn["content"]]
-            assert kinds == sorted(kinds, key=lambda kind: kind != "tool_result"), "tool results come first"
+    roles = [m["role"] for m in out["messages"]]
+    assert all(a != b for a, b in itertools.pairwise(roles))
 
 
 @settings(max_examples=200, deadline=None)
@@ -322,11 +351,14 @@ def test_limits_and_sampling(effort: str | None, limit: int | None, temperature:
         request(reasoning_effort=effort, max_completion_tokens=limit, temperature=temperature)
     )
     thinking = out.get("thinking")
-    assert out["max_tokens"] == (limit if limit is not None else DEFAULT_MAX_TOKENS + (thinking or {}).get("budget_tokens", 0))
+    assert out["max_tokens"] == (
+        limit if limit is not None else DEFAULT_MAX_TOKENS + (thinking or {}).get("budget_tokens", 0)
+    )
     if thinking is not None:
         assert effort not in (None, "none")
         assert 1024 <= thinking["budget_tokens"] <= EFFORT_BUDGETS[str(effort)]
-        assert thinking["budget_tokens"] * 2 <= out["max_tokens"]
+        assert thinking["budget_tokens"] < out["max_tokens"]  # Anthropic's rule
+        assert limit is None or thinking["budget_tokens"] * 2 <= limit  # the answer keeps half
         assert "temperature" not in out
     else:
         assert effort in (None, "none") or (limit is not None and limit // 2 < 1024)

@@ -1,4 +1,4 @@
-"""Anthropic message / error → OpenAI response: shared vectors, the mapping tables, the ``openai`` SDK's view."""
+"""Anthropic message / error → OpenAI response: shared vectors, mapping tables, the ``openai`` SDK's view."""
 
 from __future__ import annotations
 
@@ -43,8 +43,15 @@ def sdk_completion(body: dict[str, Any]) -> openai.types.chat.ChatCompletion:
     return client.chat.completions.create(model="gpt-vector", messages=[{"role": "user", "content": "hi"}])
 
 
-def message(content: list[dict[str, Any]], stop_reason: str = "end_turn", **extra: Any) -> dict[str, Any]:
-    return {"id": "msg_x", "type": "message", "role": "assistant", "content": content, "stop_reason": stop_reason, **extra}
+def message(content: list[Any], stop_reason: str = "end_turn", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "msg_x",
+        "type": "message",
+        "role": "assistant",
+        "content": content,
+        "stop_reason": stop_reason,
+        **extra,
+    }
 
 
 # --- the shared vectors -----------------------------------------------------------------------------------
@@ -158,7 +165,9 @@ def test_malformed_blocks_are_skipped() -> None:
 def test_mixed_input_keeps_a_raw_key_as_an_ordinary_argument() -> None:
     block = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"_raw": "x", "other": 1}}
     out = anthropic_message_to_openai(message([block], "tool_use"), model="m")
-    assert json.loads(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]) == block["input"]
+    assert (
+        json.loads(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]) == block["input"]
+    )
 
 
 # --- errors -----------------------------------------------------------------------------------------------
@@ -213,8 +222,12 @@ def test_error_type_and_code(error_type: str, openai_type: str, code: str | None
     [
         (502, b"<html>Bad Gateway</html>", "<html>Bad Gateway</html>", "server_error"),
         (503, b"", "upstream returned HTTP 503", "server_error"),
-        (404, b'{"error": {"message": "no such model", "type": "invalid_request_error"}}', "no such model",
-         "invalid_request_error"),
+        (
+            404,
+            b'{"error": {"message": "no such model", "type": "invalid_request_error"}}',
+            "no such model",
+            "invalid_request_error",
+        ),
         (400, b'{"message": "bad field"}', "bad field", "invalid_request_error"),
         (429, b"[1, 2]", "upstream returned HTTP 429", "rate_limit_error"),
     ],

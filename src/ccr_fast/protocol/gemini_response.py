@@ -296,14 +296,14 @@ class _MessageAssembler(BlockAssembler):
 
 
 def first_candidate(candidates: Any) -> Mapping[str, Any] | None:
-    """The candidate a client sees: index 0 (a request asks for one; others would be alternatives)."""
+    """The candidate a client sees: index 0 (Gemini omits the index when it is 0); any other candidate
+    is an alternative answer the client did not ask for."""
     if not isinstance(candidates, list):
         return None
-    found = [c for c in candidates if isinstance(c, Mapping)]
-    for candidate in found:
-        if candidate.get("index", 0) == 0:
+    for candidate in candidates:
+        if isinstance(candidate, Mapping) and candidate.get("index", 0) in (0, None):
             return candidate
-    return found[0] if found else None
+    return None
 
 
 def candidate_parts(candidate: Mapping[str, Any]) -> list[Any]:

@@ -188,8 +188,8 @@ class _Cleaner:
     ) -> tuple[list[JSONDict], bool]:
         """Cleaned ``anyOf`` branches without the null ones, and whether there was a null one.
 
-        A branch that constrains nothing (``{}``, a lone description) admits every value, so the whole
-        ``anyOf`` says nothing and is dropped (an empty list comes back).
+        A branch that constrains nothing (``{}``, a lone description) admits every value, null included,
+        so the whole ``anyOf`` says nothing and is dropped (an empty list and False come back).
         """
         branches: list[JSONDict] = []
         null_branch = False
@@ -200,7 +200,7 @@ class _Cleaner:
                 continue
             branch = self.node(alternative, refs, depth + 1)
             if "type" not in branch and "anyOf" not in branch:
-                return [], null_branch
+                return [], False  # "anything" includes null
             if branch not in branches:
                 branches.append(branch)
         return branches, null_branch

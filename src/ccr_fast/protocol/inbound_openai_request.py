@@ -26,7 +26,8 @@ Choices where the two APIs differ:
 * System and developer messages before the first conversation turn become ``system``; later ones stay in
   place as ``{"role": "system"}`` messages, which the gateway carries through to every upstream.
 * Tool messages become ``tool_result`` blocks of a user turn, and consecutive turns of one role are merged
-  because Anthropic requires alternation; tool results therefore come first in their user turn, as
+  because Anthropic requires alternation.  Order is kept, so when the client follows OpenAI's rule that tool
+  messages directly follow the assistant's tool calls, the results come first in their user turn as
   Anthropic demands, with any user text that followed them after.
 * Tool-call ids go through ``to_anthropic_tool_id`` on both the assistant's ``tool_calls`` and the tool
   messages, so each pair keeps matching and ids from other providers become valid Anthropic ids.
@@ -56,7 +57,8 @@ JSONDict = dict[str, Any]
 
 #: ``max_tokens`` when the client sets no limit (Anthropic requires one)
 DEFAULT_MAX_TOKENS: Final = 4096
-#: ``reasoning_effort`` → thinking budget; chosen so the outbound translator's buckets map them back
+#: ``reasoning_effort`` → thinking budget; low, medium and high come back as themselves through the outbound
+#: translator's buckets (openai_request.EFFORT_BUCKETS)
 EFFORT_BUDGETS: Final[Mapping[str, int]] = {
     "minimal": 1024,
     "low": 2048,
@@ -146,6 +148,7 @@ def _conversation(raw: Any) -> tuple[list[JSONDict], list[JSONDict]]:
         raise _invalid("messages", "required, a non-empty array")
     system: list[JSONDict] = []
     turns: list[JSONDict] = []
+    leading = True  # still in the system and developer messages that open the conversation
     for i, message in enumerate(raw):
         path = f"messages[{i}]"
         if not isinstance(message, Mapping):
@@ -153,16 +156,15 @@ def _conversation(raw: Any) -> tuple[list[JSONDict], list[JSONDict]]:
         role = message.get("role")
         if role in ("system", "developer"):
             blocks = _blocks(message.get("content"), f"{path}.content", ("text",))
-            if not turns:
+            if leading:
                 system.extend(blocks)
-            elif blocks:
-                turns.append({"role": "system", "content": blocks})
-        elif role == "user":
-            _append(
-                turns,
-                "user",
-                _blocks(message.get("content"), f"{path}.content", ("text", "image_url", "file")),
-            )
+            else:
+                _append(turns, "system", blocks)
+            continue
+        leading = False
+        if role == "user":
+            kinds = ("text", "image_url", "file")
+            _append(turns, "user", _blocks(message.get("content"), f"{path}.content", kinds))
         elif role == "assistant":
             _append(turns, "assistant", _assistant_blocks(message, path))
         elif role == "tool":
@@ -175,7 +177,10 @@ def _conversation(raw: Any) -> tuple[list[JSONDict], list[JSONDict]]:
 
 
 def _append(turns: list[JSONDict], role: str, blocks: list[JSONDict]) -> None:
-    """Add a turn's blocks, merging into the previous turn of the same role (Anthropic alternates)."""
+    """Add a turn's blocks, merging into the previous turn of the same role (Anthropic alternates).
+
+    Adjacent mid-conversation system messages merge as well, so no two neighbours ever share a role.
+    """
     if not blocks:
         return
     if turns and turns[-1]["role"] == role:

@@ -21,6 +21,8 @@ from ccr_fast.config.validate import child, describe
 _NUMBER = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*")
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: For settings that are shares of something: people often write percentages.
+FRACTION_HINT = " (a fraction: 0.5 means 50%)"
 
 T = TypeVar("T")
 
@@ -52,6 +54,15 @@ class Reader:
                 self.warnings.append(Problem(child(path, str(key)), f"unknown key, ignored{hint}"))
         return value
 
+    def table(self, path: str, value: object) -> Mapping[str, Any]:
+        """An object whose keys are names the user chooses (routes, models, regions); empty when absent."""
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(path, f"expected an object, got {describe(value)}")
+            return {}
+        return value
+
     def boolean(self, path: str, value: object, default: bool) -> bool:
         if value is None:
             return default
@@ -62,13 +73,15 @@ class Reader:
         self.error(path, f"expected true or false, got {describe(value)}")
         return default
 
-    def number(self, path: str, value: object, default: float, low: float, high: float = math.inf) -> float:
-        """A finite number in ``[low, high]``."""
+    def number(
+        self, path: str, value: object, default: float, low: float, high: float = math.inf, hint: str = ""
+    ) -> float:
+        """A finite number in ``[low, high]``; ``hint`` is added to the error message."""
         if value is None:
             return default
         found = _as_number(value)
         if found is None or not low <= found <= high:
-            self.error(path, f"expected a number {_bounds(low, high)}, got {describe(value)}")
+            self.error(path, f"expected a number {_bounds(low, high)}{hint}, got {describe(value)}")
             return default
         return found
 

@@ -126,10 +126,12 @@ class DeploymentGroup:
 def _deployment(
     reader: Reader, path: str, value: object, route_model: str, repeats: dict[str, int], names: set[str]
 ) -> Deployment | None:
-    found = reader.section(path, value, _DEPLOYMENT_KEYS)
-    if found is None:
-        reader.error(path, "expected a deployment object such as {provider, model, weight}")
+    if not isinstance(value, Mapping):
+        reader.error(
+            path, f"expected a deployment object such as {{provider, model, weight}}, got {describe(value)}"
+        )
         return None
+    found = reader.section(path, value, _DEPLOYMENT_KEYS) or value
     provider = reader.text(child(path, "provider"), found.get("provider"))
     if provider is None:
         reader.error(child(path, "provider"), "missing")
@@ -228,11 +230,11 @@ class BalancerConfig:
         if found is None:
             return defaults
         models: dict[str, ModelInfo] = {}
-        table = reader.section(child(path, "models"), found.get("models"), ())
-        for key, entry in (table or {}).items():
+        for key, entry in reader.table(child(path, "models"), found.get("models")).items():
             entry_path = child(child(path, "models"), key)
-            if reader.section(entry_path, entry, _MODEL_KEYS) is not None and isinstance(entry, Mapping):
-                models[key] = _model_info(reader, entry_path, entry)
+            info = reader.section(entry_path, entry, _MODEL_KEYS)
+            if info is not None:
+                models[key] = _model_info(reader, entry_path, info)
         return cls(
             strategy=reader.choice(
                 child(path, "strategy"), found.get("strategy"), defaults.strategy, STRATEGIES
@@ -254,8 +256,7 @@ def _geo(reader: Reader, path: str, value: object) -> GeoConfig | None:
     if found is None:
         return None
     regions: dict[str, tuple[str, ...]] = {}
-    table = reader.section(child(path, "regions"), found.get("regions"), ())
-    for client, preferred in (table or {}).items():
+    for client, preferred in reader.table(child(path, "regions"), found.get("regions")).items():
         entry_path = child(child(path, "regions"), client)
         names = [
             reader.text(child(entry_path, i), name)

@@ -36,7 +36,7 @@ from typing import Any
 
 from ccr_fast.config.errors import Problem
 from ccr_fast.config.validate import child
-from ccr_fast.resilience._config import Reader
+from ccr_fast.resilience._config import FRACTION_HINT, Reader
 from ccr_fast.resilience.outcome import Outcome
 from ccr_fast.resilience.store import RollingCounts, StateStore
 
@@ -128,6 +128,7 @@ class BreakerConfig:
                 defaults.error_rate_threshold,
                 0.01,
                 1.0,
+                FRACTION_HINT,
             ),
             rolling_window=reader.duration(
                 child(path, "rollingWindow"), found.get("rollingWindow"), defaults.rolling_window, 0.001

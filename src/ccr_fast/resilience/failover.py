@@ -76,7 +76,9 @@ class FailoverConfig:
         providers_path = child(path, "retryProviders")
         providers = [
             reader.text(child(providers_path, i), p)
-            for i, p in enumerate(reader.sequence(providers_path, found.get("retryProviders"), "a list of providers"))
+            for i, p in enumerate(
+                reader.sequence(providers_path, found.get("retryProviders"), "a list of providers")
+            )
         ]
         return cls(
             enabled=reader.boolean(child(path, "enabled"), found.get("enabled"), True),
@@ -242,13 +244,16 @@ class AttemptPlan:
             raise ValueError("a successful attempt is over: call finish()")
         self._record(attempt, result, now)
         if result.error == CANCELLED:
-            return self._stop(StopReason.CANCELLED)
+            self.stop_reason = StopReason.CANCELLED
+            return None
         if now >= self._deadline:
-            return self._stop(StopReason.DEADLINE)
+            self.stop_reason = StopReason.DEADLINE
+            return None
         if is_context_window_error(result.status, result.message):
             longer = self._long_context
             if longer is None or longer.route in self._routes_seen:
-                return self._stop(StopReason.NOT_RETRYABLE)
+                self.stop_reason = StopReason.NOT_RETRYABLE
+                return None
             self._long_context = None
             self._candidates.clear()  # the same model elsewhere has the same window
             self._groups.appendleft(longer)
@@ -260,7 +265,8 @@ class AttemptPlan:
                 return retry
         if retryable or result.status in FAILOVER_STATUSES:
             return self._next_deployment(now, AttemptKind.FAILOVER)
-        return self._stop(StopReason.NOT_RETRYABLE)
+        self.stop_reason = StopReason.NOT_RETRYABLE
+        return None
 
     def finish(self, result: AttemptResult, now: float) -> None:
         """Record the final outcome of the current attempt (answered, failed after the first byte, or
@@ -296,7 +302,8 @@ class AttemptPlan:
                 if admission:
                     return self._issue(d, self._route, kind, 0.0, admission, now)
             if not self._groups:
-                return self._stop(StopReason.EXHAUSTED if self._number else StopReason.UNAVAILABLE)
+                self.stop_reason = StopReason.EXHAUSTED if self._number else StopReason.UNAVAILABLE
+                return None
             group = self._groups.popleft()
             self._route = group.route
             self._routes_seen.add(group.route)
@@ -332,7 +339,3 @@ class AttemptPlan:
             self._balancer.breakers.record(d.name, outcome, now, attempt.admission)
         if self._balancer.health is not None:
             self._balancer.health.record(d.name, outcome, now)
-
-    def _stop(self, reason: StopReason) -> None:
-        self.stop_reason = reason
-        return None

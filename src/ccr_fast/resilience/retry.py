@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ccr_fast.config.errors import Problem
 from ccr_fast.config.validate import child, describe
 from ccr_fast.protocol.errors import TYPE_TO_STATUS
-from ccr_fast.resilience._config import Reader
+from ccr_fast.resilience._config import FRACTION_HINT, Reader
 from ccr_fast.resilience.outcome import NETWORK, TIMEOUT, AttemptResult
 from ccr_fast.resilience.store import RollingCounts, StateStore
 
@@ -193,7 +193,9 @@ def _budget(reader: Reader, path: str, value: object) -> BudgetConfig | None:
     if found is None:
         return defaults
     return BudgetConfig(
-        ratio=reader.number(child(path, "ratio"), found.get("ratio"), defaults.ratio, 0.0, 1.0),
+        ratio=reader.number(
+            child(path, "ratio"), found.get("ratio"), defaults.ratio, 0.0, 1.0, FRACTION_HINT
+        ),
         min_per_second=reader.number(
             child(path, "minPerSecond"), found.get("minPerSecond"), defaults.min_per_second, 0.0
         ),

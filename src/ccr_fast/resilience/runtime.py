@@ -25,7 +25,9 @@ from ccr_fast.resilience.retry import RetryBudget, RetryPolicy
 from ccr_fast.resilience.store import StateStore
 
 #: The top-level config keys this package reads.
-CONFIG_KEYS = frozenset({"retry", "circuitBreaker", "healthCheck", "loadBalancing", "failover", "deployments"})
+CONFIG_KEYS = frozenset(
+    {"retry", "circuitBreaker", "healthCheck", "loadBalancing", "failover", "deployments"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,7 @@ class ResilienceConfig:
         """Read every resilience section of the raw config; raises ``ConfigError`` listing all problems."""
         reader = Reader()
         groups: dict[str, DeploymentGroup] = {}
-        table = reader.section("deployments", raw.get("deployments"), ())
-        for route, value in (table or {}).items():
+        for route, value in reader.table("deployments", raw.get("deployments")).items():
             path = child("deployments", route)
             if reader.route(path, route) is not None:
                 groups[route] = DeploymentGroup.read(reader, route, value, path)
@@ -57,7 +58,7 @@ class ResilienceConfig:
             balancer=BalancerConfig.read(reader, raw.get("loadBalancing"), "loadBalancing"),
             failover=FailoverConfig.read(reader, raw.get("failover"), "failover"),
             deployments=groups,
-            warnings=tuple(p for p in reader.warnings if not p.path.startswith("deployments")),
+            warnings=tuple(reader.warnings),
         )
         reader.finish(None)
         return config

@@ -16,6 +16,7 @@ from ccr_fast.config import Config, redact
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
 from ccr_fast.server.auth import ApiKeyAuth, is_public
+from ccr_fast.server.chat_completions import handle_chat_completions
 from ccr_fast.server.client_ip import ClientAddress
 from ccr_fast.server.http import Request, Response, error_response, json_response
 from ccr_fast.server.messages import handle_messages
@@ -52,6 +53,7 @@ class Gateway:
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/messages"): handle_messages,
             ("POST", "/v1/messages/count_tokens"): _count_tokens,
+            ("POST", "/v1/chat/completions"): handle_chat_completions,
             ("GET", "/"): _root,
             ("HEAD", "/"): _root,
             ("GET", "/health"): _health,

@@ -52,6 +52,11 @@ async def handle_messages(gw: Gateway, req: Request) -> Response:
     started = time.perf_counter()
     body = parse_json_body(req.body)
     validate_messages_body(body)
+    return await dispatch(gw, req, body, started)
+
+
+async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: float) -> Response:
+    """Route and serve a parsed, validated Anthropic Messages body (shared by every inbound format)."""
     decision = await gw.router.route(body, req.headers, body_size=len(req.body))
     provider = gw.config.provider(decision.provider)
     if provider is None:  # the router checks this; keep the core safe on its own

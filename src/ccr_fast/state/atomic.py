@@ -10,7 +10,9 @@ The contract both twins keep:
 * A buffer is addressed in unsigned 64-bit words at byte offsets that are multiples of 8 and lie inside it;
   anything else raises ``ValueError`` (never a write out of bounds).  Values are ints in ``[0, 2**64)``;
   ``add`` takes a signed delta in ``[-2**63, 2**63)`` and wraps modulo ``2**64``.  Out-of-range values raise
-  ``OverflowError``; after ``release()`` every call raises ``ValueError``.
+  ``OverflowError``; after ``release()`` every call raises ``ValueError``.  Arguments are checked in the
+  order the compiled twin converts them (values first, then the buffer, then offsets), so both raise the
+  same exception for the same bad call.
 * ``load``/``store``/``add`` (fetch-add: returns the value before) /``cas`` (compare-and-swap: True when it
   swapped) are atomic with respect to every other process using the same twin on the same memory.
 * ``probe`` is the open-addressing step of ``ccr_fast.state.table``: linear probing from ``key_hash`` over a
@@ -204,28 +206,28 @@ class Atomics:
             return int(_WORD.unpack_from(view, offset)[0])
 
     def store(self, offset: int, value: int) -> None:
+        value = _u64(value)
         view = self._live()
         offset = self._offset(offset)
-        value = _u64(value)
         with self._lock:
             _WORD.pack_into(view, offset, value)
 
     def add(self, offset: int, delta: int) -> int:
-        view = self._live()
-        offset = self._offset(offset)
         delta = operator.index(delta)
         if not _I64_MIN <= delta <= _I64_MAX:
             raise OverflowError(f"{delta} is not a signed 64-bit value")
+        view = self._live()
+        offset = self._offset(offset)
         with self._lock:
             old = int(_WORD.unpack_from(view, offset)[0])
             _WORD.pack_into(view, offset, (old + delta) & _U64_MAX)
         return old
 
     def cas(self, offset: int, expected: int, new: int) -> bool:
-        view = self._live()
-        offset = self._offset(offset)
         expected = _u64(expected)
         new = _u64(new)
+        view = self._live()
+        offset = self._offset(offset)
         with self._lock:
             if _WORD.unpack_from(view, offset)[0] != expected:
                 return False
@@ -241,12 +243,12 @@ class Atomics:
         max_probe: int,
         claim: bool,
     ) -> int:
-        view = self._live()
         table_offset = operator.index(table_offset)
         capacity = operator.index(capacity)
         slot_bytes = operator.index(slot_bytes)
         key_hash = _u64(key_hash)
         max_probe = operator.index(max_probe)
+        view = self._live()
         if capacity < 1 or capacity & (capacity - 1):
             raise ValueError(f"capacity {capacity} is not a power of two")
         if slot_bytes < 16 or slot_bytes & 7:
@@ -273,11 +275,11 @@ class Atomics:
         return -1
 
     def gcra(self, offset: int, now: int, increment: int, limit: int) -> int:
-        view = self._live()
-        offset = self._offset(offset)
         now = _u64(now)
         increment = _u64(increment)
         limit = _u64(limit)
+        view = self._live()
+        offset = self._offset(offset)
         with self._lock:
             tat = _WORD.unpack_from(view, offset)[0]
             new_tat = max(tat, now) + increment
