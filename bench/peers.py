@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / ".tools"
@@ -119,6 +119,66 @@ def memory(pid: int) -> dict[str, Any]:
         "pss_mb": sum(p["pss_mb"] for p in processes),
         "processes": processes,
     }
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_ticks() -> int:
+    """Clock ticks all CPUs spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
+def _process_ticks(pids: Iterable[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+class CpuSample(NamedTuple):
+    """CPU accounting at one moment: wall clock, busy ticks of all CPUs, ticks of our own processes."""
+
+    at: float
+    busy: int
+    ours: int
+
+
+def cpu_sample(roots: Iterable[int]) -> CpuSample:
+    """Sample the machine and the process trees under ``roots`` plus this process and its reaped children."""
+    pids = [p for root in roots for p in process_tree(root) if p != os.getpid()]
+    own = os.times()
+    own_ticks = round((own.user + own.system + own.children_user + own.children_system) * CLOCK_TICKS)
+    return CpuSample(time.monotonic(), _busy_ticks(), _process_ticks(pids) + own_ticks)
+
+
+def foreign_share(start: CpuSample, end: CpuSample, cpus: int, hz: int = CLOCK_TICKS) -> float:
+    """Other processes' share of all CPU time between two samples (0 to 1)."""
+    capacity = (end.at - start.at) * hz * cpus
+    if capacity <= 0:
+        return 0.0
+    return min(1.0, max(0.0, ((end.busy - start.busy) - (end.ours - start.ours)) / capacity))
+
+
+class ForeignCpu:
+    """How much of the machine other processes used while a measurement ran.
+
+    Busy time of all CPUs minus the time of the processes this run started (servers, mocks, wrk and the
+    benchmark itself), as a share of all CPU time over the interval. The machines are shared; this says
+    how much a given number may have been disturbed.
+    """
+
+    def __init__(self, roots: Callable[[], Iterable[int]]) -> None:
+        self._roots = roots
+        self._start = cpu_sample(roots())
+
+    def share(self) -> float:
+        """Other processes' share of the machine's CPU time since this object was created."""
+        return foreign_share(self._start, cpu_sample(self._roots()), os.cpu_count() or 1)
 
 
 @dataclass

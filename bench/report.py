@@ -130,6 +130,21 @@ def _micro(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _foreign_cpu(results: dict[str, Any]) -> dict[str, float]:
+    """Other processes' share of the machine over every timed run: how disturbed the numbers may be."""
+    shares = [
+        run["foreign_cpu"]
+        for section in ("throughput", "latency", "latency_back_to_back", "stream")
+        for by_target in results.get(section, {}).values()
+        for runs in by_target.values()
+        for run in runs
+        if "foreign_cpu" in run
+    ]
+    if not shares:
+        return {}
+    return {"median": statistics.median(shares), "max": max(shares), "runs": float(len(shares))}
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Medians over rounds, ratios and overheads: everything the page and the target check need."""
     throughput = _throughput(results)
@@ -161,6 +176,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "memory": _memory(results),
         "cold_start_s": cold,
         "micro": _micro(results),
+        "foreign_cpu": _foreign_cpu(results),
     }
 
 
@@ -507,7 +523,7 @@ and noisy.
 ## Summary
 
 Throughput, closed loop (wrk, {connections} connections), median of {rounds} rounds of {duration:g} s.
-Every system on a CPU of its own: {layout}.
+Every system on a CPU of its own: {layout}.{noise}
 """
 
 _SHARED = """\
@@ -614,6 +630,16 @@ def _skipped_lines(results: dict[str, Any]) -> list[str]:
     return ["", "Skipped in this run:", *lines] if lines else []
 
 
+def _noise(results: dict[str, Any]) -> str:
+    foreign = results["summary"].get("foreign_cpu")
+    if not foreign:
+        return ""
+    return (
+        f"\nOther processes on the machine used a median {foreign['median']:.0%} "
+        f"(at most {foreign['max']:.0%}) of its CPU time during the timed runs."
+    )
+
+
 def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
     """The whole of docs/benchmarks.md for one results document."""
     options = results["options"]
@@ -634,6 +660,7 @@ def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
             rounds=options["rounds"],
             duration=options["duration"],
             layout=layout,
+            noise=_noise(results),
         ),
         *_throughput_section(results, shared=False),
         "",

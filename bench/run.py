@@ -321,6 +321,10 @@ class Bench:
     def _all_mocks(self) -> list[Server]:
         return list(self.mocks.values())
 
+    def _meter(self) -> peers.ForeignCpu:
+        servers = [*self.servers.values(), *self.mocks.values()]
+        return peers.ForeignCpu(lambda: [s.proc.pid for s in servers])
+
     def throughput(self, targets: list[Target], scenario_keys: tuple[str, ...], layout_name: str) -> None:
         if self.wrk is None:
             self.results["skipped"]["throughput"] = "wrk is not available"
@@ -339,6 +343,7 @@ class Bench:
                 for target in active:
                     target.apply_layout(self._all_mocks())
                     log(f"throughput [{layout_name}] {key} {round_index + 1}/{args.rounds}: {target.key}")
+                    meter = self._meter()
                     try:
                         result = run_wrk(
                             self.wrk,
@@ -349,6 +354,7 @@ class Bench:
                         )
                     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
                         result = {"failed": str(exc)}
+                    result["foreign_cpu"] = meter.share()
                     self.results["throughput"].setdefault(key, {}).setdefault(target.key, []).append(result)
 
     def open_loop_phase(
@@ -369,18 +375,18 @@ class Bench:
                     continue
                 target.apply_layout(self._all_mocks(), layout)
                 log(f"{section} {scenario.key} {round_index + 1}/{args.latency_rounds}: {target.key}")
+                meter = self._meter()
                 run = uvloop.run(
                     open_loop(request, rate=rate, duration=args.latency_duration, stream=scenario.stream)
                 )
-                self.results[section].setdefault(scenario.key, {}).setdefault(target.key, []).append(
-                    summarize_run(run)
-                )
+                result = {**summarize_run(run), "foreign_cpu": meter.share()}
+                self.results[section].setdefault(scenario.key, {}).setdefault(target.key, []).append(result)
                 if back_to_back_s:
+                    meter = self._meter()
                     run = uvloop.run(back_to_back(request, duration=back_to_back_s, stream=scenario.stream))
+                    result = {**summarize_run(run), "foreign_cpu": meter.share()}
                     section_b2b = self.results[f"{section}_back_to_back"]
-                    section_b2b.setdefault(scenario.key, {}).setdefault(target.key, []).append(
-                        summarize_run(run)
-                    )
+                    section_b2b.setdefault(scenario.key, {}).setdefault(target.key, []).append(result)
 
     def profile(self) -> None:
         """py-spy on the one-core ccr-fast worker under the 1 KB and the streaming load (not timed)."""

@@ -8,7 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
-from bench.peers import memory, pin, process_tree, spawn, stop_all, summarize_stacks
+from bench.peers import (
+    CLOCK_TICKS,
+    CpuSample,
+    cpu_sample,
+    foreign_share,
+    memory,
+    pin,
+    process_tree,
+    spawn,
+    stop_all,
+    summarize_stacks,
+)
 
 ENTRY = "thread (7): MainThread;<module> (ccr-fast:6);MPServer._spawn_rsgi_worker (granian/server/mp.py:317)"
 COLLAPSED = f"""\
@@ -74,3 +85,21 @@ def test_spawned_tree_memory_and_stop(tmp_path: Path) -> None:
 
 def test_process_tree_of_a_missing_process() -> None:
     assert process_tree(2**22 + 12345) == []
+
+
+def test_foreign_share_arithmetic() -> None:
+    start = CpuSample(at=10.0, busy=1000, ours=300)
+    # 2 s on 2 CPUs at 100 ticks/s = 400 ticks of capacity; 250 busy, 150 of them ours
+    assert foreign_share(start, CpuSample(12.0, 1250, 450), cpus=2, hz=100) == 0.25
+    assert foreign_share(start, CpuSample(12.0, 1100, 450), cpus=2, hz=100) == 0.0  # clamped
+    assert foreign_share(start, start, cpus=2, hz=100) == 0.0
+
+
+def test_cpu_sample_counts_this_process_as_ours() -> None:
+    before = cpu_sample([])
+    spent = os.times()
+    while os.times().user - spent.user < 0.1:  # 0.1 s of CPU in this very process
+        pass
+    after = cpu_sample([])
+    assert after.ours - before.ours >= 0.1 * CLOCK_TICKS - 2
+    assert after.busy - before.busy >= after.ours - before.ours - 2

@@ -38,6 +38,13 @@ def gateway_config(mock_url: str, **extra: Any) -> dict[str, Any]:
                 "transformer": {"use": ["deepseek"]},
             },
             {
+                "name": "gem",
+                "api_base_url": f"{mock_url}/v1beta/models/",
+                "api_key": "gm-secret-key",
+                "models": ["gemini-2.5-pro"],
+                "transformer": {"use": ["gemini"]},
+            },
+            {
                 "name": "dead",
                 "api_base_url": "http://127.0.0.1:9/v1/chat/completions",
                 "api_key": "k",

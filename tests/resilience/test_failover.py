@@ -271,7 +271,9 @@ def test_the_upstream_saying_no_retry_moves_on() -> None:
 
 
 def test_the_budget_stops_retries_in_an_outage_but_not_failover() -> None:
-    world = World(budget=BudgetConfig(ratio=0.2, min_per_second=0.0, window=10.0))
+    world = World(
+        breaker=BreakerConfig(enabled=False), budget=BudgetConfig(ratio=0.2, min_per_second=0.0, window=10.0)
+    )
     retries = failovers = 0
     for i in range(50):
         plan = world.plan(PRIMARY, BACKUP, now=float(i) / 10)

@@ -79,7 +79,7 @@ def test_jitter_draws_each_delay_from_its_upper_half() -> None:
 def test_huge_attempt_numbers_stay_capped() -> None:
     rng = random.Random(0)
     for strategy in ("exponential", "linear", "fibonacci"):
-        policy = RetryPolicy(base_delay=0.5, max_delay=8.0, strategy=strategy, jitter=False)  # type: ignore[arg-type]
+        policy = RetryPolicy(base_delay=0.5, max_delay=8.0, strategy=strategy, jitter=False)
         assert backoff_delay(policy, 10_000, 8.0, rng) == 8.0
 
 
@@ -169,6 +169,8 @@ def test_upstream_verdict_overrides_the_tables() -> None:
     policy = RetryPolicy()
     assert not policy.retryable(AttemptResult(status=503, headers={"x-should-retry": "false"}))
     assert policy.retryable(AttemptResult(status=409, headers={"x-should-retry": "true"}))
+    assert policy.transient(AttemptResult(status=503, headers={"x-should-retry": "false"}))
+    assert not policy.transient(AttemptResult(status=409, headers={"x-should-retry": "true"}))
 
 
 # --- config ------------------------------------------------------------------------------------------------

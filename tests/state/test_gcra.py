@@ -69,10 +69,13 @@ def test_cost_takes_several_tokens(limiter: RateLimiter) -> None:
     assert decision == Decision(False, 0.1)
 
 
-def test_cost_zero_only_asks(limiter: RateLimiter) -> None:
-    assert _admitted(limiter, 1_000, BASE, cost=0) == 1_000
+def test_cost_zero_only_asks_whether_the_key_is_overdrawn(limiter: RateLimiter) -> None:
+    assert _admitted(limiter, 1_000, BASE, cost=0) == 1_000  # asking takes nothing
     assert _admitted(limiter, 150, BASE) == 100
-    assert not limiter.allow("k", RATE, BURST, cost=0, now_ns=BASE + T - 1).allowed
+    assert limiter.allow("k", RATE, BURST, cost=0, now_ns=BASE).allowed  # empty, not overdrawn
+    limiter.charge("k", 1, RATE, now_ns=BASE)
+    assert limiter.allow("k", RATE, BURST, cost=0, now_ns=BASE + T - 1) == Decision(False, 1e-9)
+    assert limiter.allow("k", RATE, BURST, cost=0, now_ns=BASE + T).allowed
 
 
 def test_a_charge_past_the_budget_blocks_until_the_debt_is_paid(limiter: RateLimiter) -> None:
@@ -87,7 +90,9 @@ def test_a_charge_past_the_budget_blocks_until_the_debt_is_paid(limiter: RateLim
     limiter.charge("tpm", 0, per_s, now_ns=BASE)
 
 
-def test_charge_is_unconditional_and_counts_from_now_after_idle(segment: Segment, limiter: RateLimiter) -> None:
+def test_charge_is_unconditional_and_counts_from_now_after_idle(
+    segment: Segment, limiter: RateLimiter
+) -> None:
     limiter.charge("k", 3, RATE, now_ns=BASE)
     word = KeyTable(segment).slot("k")
     assert segment.atomics.load(word) == BASE + 3 * T
@@ -131,7 +136,7 @@ def test_a_full_table_lets_requests_through(new_segment: NewSegment) -> None:
     assert table.full_count == 151
 
 
-# --- real processes ------------------------------------------------------------------------------------------
+# --- real processes -----------------------------------------------------------------------------------------
 
 
 def _burst_at(segment: Segment, attempts: int, results: Any) -> None:
@@ -150,7 +155,9 @@ STEPS = 800  # attempts per process, T/4 apart: 200 intervals
 
 def _stepped_clock(segment: Segment, results: Any) -> None:
     limiter = RateLimiter(KeyTable(segment))
-    results.put(sum(limiter.allow("global", RATE, BURST, now_ns=BASE + k * T // 4).allowed for k in range(STEPS)))
+    results.put(
+        sum(limiter.allow("global", RATE, BURST, now_ns=BASE + k * T // 4).allowed for k in range(STEPS))
+    )
 
 
 def test_processes_share_one_rate_exactly(segment: Segment, procs: Procs) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import stat
 import struct
 from collections.abc import Callable
@@ -313,7 +314,24 @@ def test_cleanup_stale_removes_only_segments_of_dead_masters(new_segment: NewSeg
     assert Segment.cleanup_stale(prefix) == []
 
 
-def test_cleanup_stale_keeps_segments_of_live_processes_it_cannot_signal(prefix: str) -> None:
+def _create_and_crash(prefix: str, impl: ModuleType) -> None:
+    Segment.create(LAYOUT, prefix=prefix, impl=impl)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_cleanup_stale_removes_the_segment_of_a_crashed_master(
+    prefix: str, impl: ModuleType, procs: Procs
+) -> None:
+    master = procs.start(_create_and_crash, prefix, impl)
+    master.join()
+    assert master.exitcode == -signal.SIGKILL
+    left_over = SHM_DIR / f"{prefix}-{master.pid}-state"
+    assert left_over.exists()  # files in /dev/shm outlive their creator
+    assert Segment.cleanup_stale(prefix) == [left_over.name]
+    assert not left_over.exists()
+
+
+def test_cleanup_stale_keeps_segments_of_live_processes(prefix: str) -> None:
     path = SHM_DIR / f"{prefix}-1-state"  # pid 1 is alive (and, unless we are root, not ours to signal)
     path.write_bytes(b"")
     assert Segment.cleanup_stale(prefix) == []

@@ -238,7 +238,7 @@ def test_valid_config_has_no_problems() -> None:
     assert validate_transformers(config(provider_entry(spec))) == ([], [])
 
 
-@pytest.mark.parametrize("name", ["gemini", "tooluse", "enhancetool", "Gemini", "TOOLUSE"])
+@pytest.mark.parametrize("name", ["vertex-gemini", "openai-responses", "Vertex-Claude"])
 def test_not_yet_available_names_warn_and_mark_the_plan_unavailable(name: str) -> None:
     cfg = config(provider_entry({"use": [name]}))
     problems, warnings = validate_transformers(cfg)

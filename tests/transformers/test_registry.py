@@ -15,7 +15,8 @@ from ccr_fast.transformers.builtin import (
 )
 from ccr_fast.transformers.registry import NOT_YET_AVAILABLE, lookup
 
-CCR_BUILTINS = {
+#: what the core release must implement
+CORE_BUILTINS = {
     "Anthropic",
     "OpenAI",
     "deepseek",
@@ -25,11 +26,29 @@ CCR_BUILTINS = {
     "cleancache",
     "streamoptions",
     "customparams",
+    "gemini",
+}
+#: every transformer name CCR ships (llms v1.0.53)
+CCR_NAMES = CORE_BUILTINS | {
+    "vertex-gemini",
+    "vertex-claude",
+    "tooluse",
+    "enhancetool",
+    "reasoning",
+    "sampling",
+    "maxcompletiontokens",
+    "cerebras",
+    "vercel",
+    "openai-responses",
+    "forcereasoning",
+    "extrathinktag",
 }
 
 
 def test_registry_holds_ccrs_builtin_names_exactly() -> None:
-    assert set(REGISTRY) == CCR_BUILTINS
+    assert set(REGISTRY) >= CORE_BUILTINS
+    # every CCR name is either implemented or recognised as pending, and nothing else is registered
+    assert set(REGISTRY) | NOT_YET_AVAILABLE == CCR_NAMES
     for name, cls in REGISTRY.items():
         assert cls.name == name
 
@@ -57,7 +76,7 @@ def test_lookup_finds_exact_and_case_folded_names(name: str, expected: type) -> 
     assert lookup(name) is expected
 
 
-@pytest.mark.parametrize("name", ["", "gemini", "tooluse", "open-ai", "deepseek ", "nope"])
+@pytest.mark.parametrize("name", ["", "gemini-pro", "tool-use", "open-ai", "deepseek ", "nope"])
 def test_lookup_returns_none_for_names_it_does_not_implement(name: str) -> None:
     assert lookup(name) is None
 

@@ -21,6 +21,10 @@ Layout rules Gemini enforces and Anthropic does not:
   signature comes back in the thinking block in front of the call (see ``gemini_response``); when the
   client lost it, the call carries Google's documented ``skip_thought_signature_validator`` instead.
 
+Tools become ``functionDeclarations`` with their schemas reduced to the subset Gemini parses
+(``gemini_schema``) and names Gemini accepts (``to_gemini_name``); Anthropic's web search server tool becomes
+Google Search, and server tools Gemini cannot run are left out.
+
 Mid-conversation ``system`` messages become a user part marked as a system message, in place, rather than
 being folded into ``systemInstruction``: the instruction keeps its position in the conversation, and
 ``systemInstruction`` stays a stable prefix, which Gemini's implicit context caching depends on.

@@ -20,7 +20,7 @@ in Claude Code as an empty thinking line.
 
 Signatures are handed out with ``SIGNATURE_PREFIX`` in front.  A client routed between Gemini and Claude
 keeps both kinds in one history; the prefix (``:`` never occurs in base64) tells a Gemini signature from an
-Anthropic one, which Gemini would reject as corrupt and Anthropic likewise.
+Anthropic one, so each provider is only ever sent the signatures it made itself.
 
 **Function names.**  Gemini requires a function name to start with a letter or an underscore, Anthropic
 allows a digit or ``-`` first.  ``to_gemini_name`` puts ``_`` in front of such names, and of names that

@@ -114,11 +114,12 @@ class DeploymentGroup:
         deployments: list[Deployment] = []
         repeats: dict[str, int] = {}
         names: set[str] = set()
-        for i, entry in enumerate(reader.sequence(path, entries, "a list of deployments")):
+        listed = reader.sequence(path, entries, "a list of deployments")
+        for i, entry in enumerate(listed):
             found = _deployment(reader, child(path, i), entry, route_model, repeats, names)
             if found is not None:
                 deployments.append(found)
-        if not deployments:
+        if not listed and isinstance(entries, list | tuple):
             reader.error(path, "expected at least one deployment")
         return cls(route, tuple(deployments), strategy)
 
@@ -134,7 +135,8 @@ def _deployment(
     found = reader.section(path, value, _DEPLOYMENT_KEYS) or value
     provider = reader.text(child(path, "provider"), found.get("provider"))
     if provider is None:
-        reader.error(child(path, "provider"), "missing")
+        if found.get("provider") in (None, ""):
+            reader.error(child(path, "provider"), "missing")
         return None
     model = reader.text(child(path, "model"), found.get("model")) or route_model
     base = f"{provider},{model}"
@@ -439,7 +441,7 @@ class Balancer:
         return self._store.get(self._of(name).ewma)
 
     def record_start(self, d: Deployment) -> None:
-        """A request was committed to ``d``."""
+        """A request was committed to ``d``; it is in flight from now on, a retry's backoff wait included."""
         self._store.add(self._of(d.name).in_flight, 1.0)
 
     def record_end(
@@ -452,7 +454,7 @@ class Balancer:
         """
         keys = self._of(d.name)
         if self._store.add(keys.in_flight, -1.0) < 0.0:
-            self._store.set(keys.in_flight, 0.0)  # a count from before a reset
+            self._store.set(keys.in_flight, 0.0)  # the start was counted before the store was reset
         sample = latency if self.config.metric == "latency" or ttft is None else ttft
         if not ok or sample is None:
             return

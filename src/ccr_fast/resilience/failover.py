@@ -9,8 +9,9 @@ state, and not at all when an early one answers). :class:`AttemptPlan` walks the
   left, the delay fits the deadline, the provider's retry budget allows it and its breaker admits it;
   ``retry-after`` replaces the backoff delay, and when it exceeds ``max_delay`` while another deployment
   is available (or exceeds the remaining deadline) the plan fails over instead of waiting;
-* otherwise a retryable failure, or one that is the deployment's own (401/402/403: its key or account;
-  404: it does not serve the model), fails over to the next deployment whose breaker admits it. Failover
+* otherwise a retryable failure (including one the upstream's ``x-should-retry: false`` kept from being
+  retried in place), or one that is the deployment's own (401/402/403: its key or account; 404: it does
+  not serve the model), fails over to the next deployment whose breaker admits it. Failover
   is not charged to the retry budget: it moves load away from the failing deployment rather than adding
   to it;
 * a context-window error fails over to the long-context route, when there is one and it was not tried;
@@ -263,7 +264,7 @@ class AttemptPlan:
             retry = self._retry(attempt, result, now, now_epoch)
             if retry is not None:
                 return retry
-        if retryable or result.status in FAILOVER_STATUSES:
+        if retryable or self._policy.transient(result) or result.status in FAILOVER_STATUSES:
             return self._next_deployment(now, AttemptKind.FAILOVER)
         self.stop_reason = StopReason.NOT_RETRYABLE
         return None

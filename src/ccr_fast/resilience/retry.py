@@ -145,8 +145,13 @@ class RetryPolicy:
         server knows whether its failure was transient better than a status code says.
         """
         verdict = upstream_should_retry(result.headers)
-        if verdict is not None:
-            return verdict
+        return self.transient(result) if verdict is None else verdict
+
+    def transient(self, result: AttemptResult) -> bool:
+        """Whether the failure is one ``retryOn`` lists, whatever the upstream says about retrying it.
+
+        A failure the upstream asked us not to retry may still be worth sending to another deployment.
+        """
         if result.error == TIMEOUT:
             return self.retry_on_timeout
         if result.error == NETWORK:

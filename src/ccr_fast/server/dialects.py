@@ -12,6 +12,9 @@ from typing import Any, Protocol
 import orjson
 
 from ccr_fast.protocol.anthropic_ids import new_message_id
+from ccr_fast.protocol.gemini_request import anthropic_to_gemini, gemini_url
+from ccr_fast.protocol.gemini_response import gemini_to_anthropic
+from ccr_fast.protocol.gemini_stream import GeminiStreamTranslator
 from ccr_fast.protocol.openai_request import anthropic_to_openai
 from ccr_fast.protocol.openai_response import openai_to_anthropic
 from ccr_fast.protocol.openai_stream import OpenAIStreamTranslator
@@ -60,4 +63,22 @@ class OpenAIChat:
         return OpenAIStreamTranslator(model=model, message_id=new_message_id(), input_tokens=input_tokens)
 
 
-DIALECTS: dict[str, Dialect] = {"openai": OpenAIChat()}
+class GeminiNative:
+    """Google's generateContent / streamGenerateContent?alt=sse."""
+
+    def encode(
+        self, body: dict[str, Any], plan: Plan, model: str, stream: bool
+    ) -> tuple[str, dict[str, str], bytes]:
+        out = anthropic_to_gemini(body, model=model)
+        for hook in plan.upstream_hooks:
+            hook(out)
+        return gemini_url(plan.url, model, stream=stream), {}, orjson.dumps(out)
+
+    def decode(self, data: Mapping[str, Any], model: str) -> dict[str, Any]:
+        return gemini_to_anthropic(data, model=model)
+
+    def translator(self, model: str, input_tokens: int) -> StreamTranslator:
+        return GeminiStreamTranslator(model=model, message_id=new_message_id(), input_tokens=input_tokens)
+
+
+DIALECTS: dict[str, Dialect] = {"openai": OpenAIChat(), "gemini": GeminiNative()}

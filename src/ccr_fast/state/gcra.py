@@ -40,18 +40,22 @@ _NO_LIMIT: Final = (1 << 64) - 1
 
 
 class Decision(NamedTuple):
+    """What ``allow`` decided; unpacks as ``(allowed, retry_after)``."""
+
     allowed: bool
-    #: seconds until the same request would be admitted; 0.0 when allowed
+    #: seconds until the same request would be admitted (0.0 when allowed); round up for ``retry-after``
     retry_after: float
 
 
 _ALLOWED: Final = Decision(True, 0.0)
+_monotonic_ns: Final = time.monotonic_ns
 
 
 def _interval_ns(rate_per_s: float) -> int:
-    if not (math.isfinite(rate_per_s) and rate_per_s > 0):
+    """Nanoseconds per unit at ``rate_per_s`` (rounded, at least 1)."""
+    if not 0 < rate_per_s < math.inf:  # also false for NaN
         raise ValueError(f"rate must be a positive number per second, not {rate_per_s!r}")
-    return max(1, round(1e9 / rate_per_s))
+    return int(1e9 / rate_per_s + 0.5) or 1
 
 
 def _span_ns(units: int, interval: int, what: str) -> int:
@@ -75,20 +79,20 @@ class RateLimiter:
     ) -> Decision:
         """Admit ``cost`` units for ``key`` under ``rate_per_s`` with room for ``burst`` at once.
 
-        ``cost=0`` only asks whether the key is within its limit (for budgets charged afterwards).
+        ``cost=0`` takes nothing and only asks whether the key is overdrawn (for budgets charged afterwards).
+        The rate is applied as a whole number of nanoseconds per unit.
         """
         interval = _interval_ns(rate_per_s)
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, not {burst}")
-        if not 0 <= cost <= burst:
-            raise ValueError(f"cost {cost} must be between 0 and the burst {burst}: it could never pass")
+        if not 0 <= cost <= burst or burst < 1:
+            raise ValueError(
+                f"need 1 <= burst and 0 <= cost <= burst (else it could never pass): {burst}, {cost}"
+            )
         limit = _span_ns(burst, interval, "a burst")
         try:
             word = self._table.slot(key)
         except TableFull:
             return _ALLOWED
-        now = time.monotonic_ns() if now_ns is None else now_ns
-        wait = self._gcra(word, now, cost * interval, limit)
+        wait = self._gcra(word, _monotonic_ns() if now_ns is None else now_ns, cost * interval, limit)
         return _ALLOWED if wait == 0 else Decision(False, wait / 1e9)
 
     def charge(self, key: Key, units: int, rate_per_s: float, *, now_ns: int | None = None) -> None:
@@ -100,5 +104,4 @@ class RateLimiter:
             word = self._table.slot(key)
         except TableFull:
             return
-        now = time.monotonic_ns() if now_ns is None else now_ns
-        self._gcra(word, now, increment, _NO_LIMIT)
+        self._gcra(word, _monotonic_ns() if now_ns is None else now_ns, increment, _NO_LIMIT)

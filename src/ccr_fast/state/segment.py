@@ -4,9 +4,9 @@ A segment is one file in ``/dev/shm`` named ``<prefix>-<master pid>-state``, map
 Its first 128 bytes are a header that says what is where, so a worker never has to be told the layout
 again and cannot silently read a layout it was not built for:
 
-=======  ==================  ===========================================================================
+=======  ==================  ==============================================================================
 offset   word                meaning
-=======  ==================  ===========================================================================
+=======  ==================  ==============================================================================
 0        magic               ``MAGIC``; written last, so a creator that died half-way leaves no valid header
 8        layout version      ``LAYOUT_VERSION``; bumped whenever any offset or word meaning changes
 16       size                total bytes (must equal the file's size)
@@ -18,7 +18,7 @@ offset   word                meaning
 64..80   table               offset, capacity (a power of two), words per slot
 88..104  counters            offset, number of shards, bytes per shard
 112      table full          how often a new key found no free slot (``TABLE_FULL_OFFSET``)
-=======  ==================  ===========================================================================
+=======  ==================  ==============================================================================
 
 Regions start on 64-byte cache lines, and each counter shard is padded to whole cache lines so two workers
 never write the same line.
@@ -42,6 +42,7 @@ import os
 import re
 import secrets
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -100,7 +101,7 @@ class AtomicWords(Protocol):
     def gcra(self, offset: int, now: int, increment: int, limit: int) -> int: ...
     def write_begin(self, offset: int) -> None: ...
     def write_end(self, offset: int) -> None: ...
-    def snapshot(self, seq_offset: int, offsets: tuple[int, ...] | list[int]) -> tuple[int, ...]: ...
+    def snapshot(self, seq_offset: int, offsets: Iterable[int]) -> tuple[int, ...]: ...
 
 
 def _align(n: int, to: int = _CACHE_LINE) -> int:
@@ -180,12 +181,10 @@ class Header:
         """Fill a zeroed mapping; the magic goes in last so readers never see a half-written header."""
         names = orjson.dumps(list(self.counter_names))
         mapping[self.names_offset : self.names_offset + len(names)] = names
-        _HEADER.pack_into(mapping, 0, 0, *self._words()[1:])
-        mapping[0:8] = MAGIC.to_bytes(8, "little")
-
-    def _words(self) -> tuple[int, ...]:
-        return (
-            MAGIC,
+        _HEADER.pack_into(
+            mapping,
+            0,
+            0,  # the magic, for now
             LAYOUT_VERSION,
             self.size,
             self.creator_pid,
@@ -199,8 +198,9 @@ class Header:
             self.counters_offset,
             self.counter_shards,
             self.shard_stride,
-            0,
+            0,  # table full
         )
+        mapping[0:8] = MAGIC.to_bytes(8, "little")
 
     @classmethod
     def read(cls, mapping: mmap.mmap, name: str) -> Header:

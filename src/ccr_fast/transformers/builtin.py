@@ -28,6 +28,13 @@ class OpenAITransformer(Transformer):
     endpoint = "openai"
 
 
+class GeminiTransformer(Transformer):
+    """Google Gemini generateContent / streamGenerateContent (native API, x-goog-api-key)."""
+
+    name = "gemini"
+    endpoint = "gemini"
+
+
 class DeepseekTransformer(Transformer):
     """DeepSeek: reasoning_content <-> thinking (replayed on tool-call turns); max_tokens capped at 8192."""
 

@@ -45,10 +45,12 @@ class EventRewriter:
     """A :class:`~ccr_fast.transformers.base.ResponseFilter` that dispatches parsed events to handlers.
 
     The default handlers forward everything with renumbered indices, so a subclass overrides only the
-    events it cares about.  Inside a handler, ``open_block`` / ``write`` / ``close_block`` produce blocks at
-    output indices; ``forward_block`` opens one that stands for an upstream block, after which
-    ``pass_delta`` / ``pass_stop`` follow it; ``pass_event`` re-emits the event being handled as it came and
-    ``emit`` writes any other event.
+    events it cares about.  Inside a handler:
+
+    * ``open_block`` / ``write`` / ``close_block`` produce blocks at output indices;
+    * ``forward_block`` opens one that stands for an upstream block, after which ``pass_delta`` and
+      ``pass_stop`` follow it, and ``redirect_delta`` sends the delta being handled to another block;
+    * ``pass_event`` re-emits the event being handled as it came, ``emit`` writes any other event.
     """
 
     def __init__(self) -> None:
@@ -117,7 +119,7 @@ class EventRewriter:
         return index
 
     def forward_block(self, upstream_index: int, block: JSONDict) -> int:
-        """Open ``block`` for an upstream block, whose deltas and stop ``pass_delta``/``pass_stop`` forward."""
+        """Open ``block`` for an upstream block; ``pass_delta`` and ``pass_stop`` then follow it."""
         index = self.open_block(block)
         self._forwarded[upstream_index] = index
         return index
@@ -134,7 +136,13 @@ class EventRewriter:
         if out == upstream_index:
             self._out.append(self._raw)  # nothing to renumber: keep the bytes
         else:
-            self._out.append(self._renumbered(out))
+            self.redirect_delta(out)
+
+    def redirect_delta(self, index: int) -> None:
+        """Emit the delta being handled, unchanged but for its index, into output block ``index``."""
+        event = dict(self._event)
+        event["index"] = index
+        self.emit("content_block_delta", event)
 
     def pass_stop(self, upstream_index: int) -> None:
         """Close the block forwarded for ``upstream_index`` (nothing if there is none)."""
@@ -183,8 +191,3 @@ class EventRewriter:
         else:
             delta = event.get("delta")
             self.on_block_delta(index, delta if isinstance(delta, dict) else {})
-
-    def _renumbered(self, index: int) -> bytes:
-        event = dict(self._event)
-        event["index"] = index
-        return frame("content_block_delta", event)

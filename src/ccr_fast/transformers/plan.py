@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from ccr_fast.config.errors import Problem
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
-from ccr_fast.transformers.base import BodyHook, Endpoint, MessageHook, PlanBuilder, ResponseFilterFactory
+from ccr_fast.transformers.base import (
+    BodyHook,
+    Endpoint,
+    MessageHook,
+    PlanBuilder,
+    ResponseFilterFactory,
+    Transformer,
+)
+from ccr_fast.transformers.plugins import Plugin, collect_plugins, load_plugins
 from ccr_fast.transformers.registry import NOT_YET_AVAILABLE, REGISTRY, lookup
 
 if TYPE_CHECKING:
@@ -65,31 +73,38 @@ def chain_for(provider: ProviderConfig, model: str) -> list[tuple[str, dict[str,
     return out
 
 
-def build_plan(provider: ProviderConfig, model: str, *, plugin_names: frozenset[str] = frozenset()) -> Plan:
-    """Raises ValueError (with the key path) for an unknown transformer or bad options."""
+def build_plan(provider: ProviderConfig, model: str, *, plugins: Mapping[str, Plugin] | None = None) -> Plan:
+    """Raises ValueError (with the key path) for an unknown transformer or bad options.
+
+    ``plugins`` are the config's plugin transformers by name; a chain may use them like built-ins.
+    """
+    plugins = plugins or {}
     builder = PlanBuilder()
     chain = chain_for(provider, model)
     # Settle the endpoint first, so a transformer that depends on it (customparams) gets the same
     # result wherever the endpoint transformer stands in the chain.
     for name, _, _ in chain:
-        found = lookup(name)
-        if found is not None and found.endpoint is not None:
-            builder.endpoint = found.endpoint
+        found = _plugin(plugins, name)
+        cls = found.cls if found is not None else lookup(name)
+        if cls is not None and cls.endpoint is not None:
+            builder.endpoint = cls.endpoint
     names: list[str] = []
     for name, opts, path in chain:
-        cls = lookup(name)
+        plugin = _plugin(plugins, name)
+        cls = lookup(name) if plugin is None else plugin.cls
         if cls is None:
-            if name.lower() in NOT_YET_AVAILABLE or name in plugin_names:
+            if name.lower() in NOT_YET_AVAILABLE:
                 builder.unavailable = (
                     f"provider '{provider.name}' uses transformer '{name}', which this version of "
                     "ccr-fast does not implement yet"
                 )
                 names.append(name)
                 continue
-            known = ", ".join(sorted(REGISTRY))
+            known = ", ".join(sorted([*REGISTRY, *plugins]))
             raise ValueError(f"{path}: unknown transformer '{name}' (known: {known})")
         try:
-            cls(opts).configure(builder)
+            step: Transformer = cls(opts) if plugin is None else plugin.create(opts)
+            step.configure(builder)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: transformer '{name}': {exc}") from exc
         names.append(cls.name)
@@ -100,6 +115,8 @@ def build_plan(provider: ProviderConfig, model: str, *, plugin_names: frozenset[
             headers["authorization"] = f"Bearer {provider.api_key}"
         else:
             headers["x-api-key"] = provider.api_key
+    elif endpoint == "gemini":
+        headers["x-goog-api-key"] = provider.api_key
     else:
         headers["authorization"] = f"Bearer {provider.api_key}"
     headers.update(builder.headers)
@@ -119,20 +136,19 @@ def build_plan(provider: ProviderConfig, model: str, *, plugin_names: frozenset[
     )
 
 
-def plugin_names(config: Config) -> frozenset[str]:
-    names: set[str] = set()
-    for entry in config.transformers:
-        name = entry.get("name") if isinstance(entry, Mapping) else None
-        if isinstance(name, str):
-            names.add(name)
-    return frozenset(names)
+def _plugin(plugins: Mapping[str, Plugin], name: str) -> Plugin | None:
+    """A plugin by its exact name, else case-insensitively (as built-in names are looked up)."""
+    found = plugins.get(name)
+    if found is None and plugins:
+        folded = name.lower()
+        found = next((p for n, p in plugins.items() if n.lower() == folded), None)
+    return found
 
 
 def validate_transformers(config: Config) -> tuple[list[Problem], list[str]]:
-    """Compile every provider's chains (provider-wide and per model) to find errors at startup."""
-    problems: list[Problem] = []
+    """Load the plugins and compile every provider's chains (provider-wide and per model) at startup."""
+    plugins, problems = collect_plugins(config.transformers)
     warnings: list[str] = []
-    plugins = plugin_names(config)
     for i, provider in enumerate(config.providers):
         models = list(provider.models) or [""]
         spec = provider.transformer or {}
@@ -140,7 +156,7 @@ def validate_transformers(config: Config) -> tuple[list[Problem], list[str]]:
         seen: set[str] = set()
         for model in models:
             try:
-                plan = build_plan(provider, model, plugin_names=plugins)
+                plan = build_plan(provider, model, plugins=plugins)
             except ValueError as exc:
                 msg = str(exc)
                 if msg not in seen:
@@ -155,17 +171,20 @@ def validate_transformers(config: Config) -> tuple[list[Problem], list[str]]:
 
 
 class PlanCache:
-    """Plans built lazily per (provider, model) and kept for the life of a config snapshot."""
+    """Plans built lazily per (provider, model) and kept for the life of a config snapshot.
+
+    The config's plugins are loaded here, once; a plugin that fails raises ConfigError.
+    """
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._plans: dict[tuple[str, str], Plan] = {}
-        self._plugins = plugin_names(config)
+        self._plugins = load_plugins(config.transformers)
 
     def get(self, provider: ProviderConfig, model: str) -> Plan:
         key = (provider.name, model)
         plan = self._plans.get(key)
         if plan is None:
-            plan = build_plan(provider, model, plugin_names=self._plugins)
+            plan = build_plan(provider, model, plugins=self._plugins)
             self._plans[key] = plan
         return plan

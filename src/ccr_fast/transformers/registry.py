@@ -10,12 +10,26 @@ from ccr_fast.transformers.builtin import (
     CleancacheTransformer,
     CustomParamsTransformer,
     DeepseekTransformer,
+    GeminiTransformer,
     GroqTransformer,
     MaxTokenTransformer,
     OpenAITransformer,
     OpenrouterTransformer,
     StreamOptionsTransformer,
 )
+from ccr_fast.transformers.enhancetool import EnhanceToolTransformer
+from ccr_fast.transformers.reasoning import (
+    ExtraThinkTagTransformer,
+    ForceReasoningTransformer,
+    ReasoningTransformer,
+)
+from ccr_fast.transformers.sampling import (
+    CerebrasTransformer,
+    MaxCompletionTokensTransformer,
+    SamplingTransformer,
+    VercelTransformer,
+)
+from ccr_fast.transformers.tooluse import TooluseTransformer
 
 REGISTRY: dict[str, type[Transformer]] = {
     cls.name: cls
@@ -23,12 +37,22 @@ REGISTRY: dict[str, type[Transformer]] = {
         AnthropicTransformer,
         OpenAITransformer,
         DeepseekTransformer,
+        GeminiTransformer,
         OpenrouterTransformer,
         GroqTransformer,
         MaxTokenTransformer,
         CleancacheTransformer,
         StreamOptionsTransformer,
         CustomParamsTransformer,
+        TooluseTransformer,
+        EnhanceToolTransformer,
+        ReasoningTransformer,
+        SamplingTransformer,
+        MaxCompletionTokensTransformer,
+        CerebrasTransformer,
+        VercelTransformer,
+        ForceReasoningTransformer,
+        ExtraThinkTagTransformer,
     )
 }
 
@@ -36,19 +60,9 @@ REGISTRY: dict[str, type[Transformer]] = {
 #: still loads (so an existing config starts), and requests routed to it get a clear error.
 NOT_YET_AVAILABLE: frozenset[str] = frozenset(
     {
-        "gemini",
         "vertex-gemini",
         "vertex-claude",
-        "tooluse",
-        "enhancetool",
-        "reasoning",
-        "sampling",
-        "maxcompletiontokens",
-        "cerebras",
-        "vercel",
         "openai-responses",
-        "forcereasoning",
-        "extrathinktag",
     }
 )
 
@@ -69,7 +83,11 @@ def describe_transformers() -> list[dict[str, Any]]:
     """For ``GET /api/transformers`` (CCR answers {transformers: [{name, endpoint}]})."""
     out: list[dict[str, Any]] = []
     for name, cls in REGISTRY.items():
-        endpoint = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}.get(cls.endpoint or "")
+        endpoint = {
+            "anthropic": "/v1/messages",
+            "openai": "/v1/chat/completions",
+            "gemini": "/v1beta/models/:modelAndAction",
+        }.get(cls.endpoint or "")
         out.append({"name": name, "endpoint": endpoint, "description": cls.describe(), "available": True})
     for name in sorted(NOT_YET_AVAILABLE):
         out.append({"name": name, "endpoint": None, "description": "", "available": False})
