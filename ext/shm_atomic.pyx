@@ -68,6 +68,7 @@ cdef class Atomics:
     """Atomic u64 operations on ``buffer`` (writable, contiguous, 8-byte aligned) at byte offsets."""
 
     cdef Py_buffer _view
+    cdef bint _held  # _view is ours to release (its buf may be NULL for an empty buffer)
     cdef char* _base
     cdef Py_ssize_t _size
 
@@ -76,11 +77,12 @@ cdef class Atomics:
         if (<uintptr_t>self._view.buf) & 7:
             PyBuffer_Release(&self._view)
             raise ValueError("buffer is not 8-byte aligned")
+        self._held = True
         self._base = <char*>self._view.buf
         self._size = self._view.len
 
     def __dealloc__(self):
-        if self._base != NULL:
+        if self._held:
             PyBuffer_Release(&self._view)
 
     @property
@@ -90,12 +92,13 @@ cdef class Atomics:
 
     def release(self):
         """Give the buffer back (so its owner can close it); later calls raise."""
-        if self._base != NULL:
+        if self._held:
+            self._held = False
             self._base = NULL
             PyBuffer_Release(&self._view)
 
     cdef inline uint64_t* _word(self, Py_ssize_t offset) except NULL:
-        if self._base == NULL:
+        if not self._held:
             raise ValueError("atomics released")
         if offset < 0 or offset > self._size - 8 or offset & 7:
             raise ValueError(f"offset {offset} is not an aligned word inside {self._size} bytes")
@@ -122,7 +125,7 @@ cdef class Atomics:
         Py_ssize_t max_probe,
         bint claim,
     ):
-        if self._base == NULL:
+        if not self._held:
             raise ValueError("atomics released")
         if capacity < 1 or capacity & (capacity - 1):
             raise ValueError(f"capacity {capacity} is not a power of two")

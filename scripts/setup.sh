@@ -41,7 +41,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$STAMP" ]; then
   log "installing ccr-fast$EXTRAS into $VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip "setuptools>=74" wheel "Cython>=3"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip "setuptools>=77" wheel "Cython>=3"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$EXTRAS"
   touch "$STAMP"
 fi

@@ -76,7 +76,7 @@ def _eprint(*parts: object) -> None:
 def _resolve(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """(config, path or None) — or raise SystemExit(2) listing every config problem."""
     from ccr_fast.config import ConfigError, default_config_path, load_config
-    from ccr_fast.transformers import validate_transformers
+    from ccr_fast.server.preflight import preflight
 
     path = Path(args.config).expanduser() if args.config else default_config_path()
     if not path.exists():
@@ -86,7 +86,7 @@ def _resolve(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         return None, None
     try:
         config = load_config(path)
-        problems, warnings = validate_transformers(config)
+        problems, warnings = preflight(config)
         if problems:
             raise ConfigError(problems, str(path))
     except ConfigError as exc:

@@ -13,7 +13,11 @@ from tests.servers import RunningServer, run_ccr_fast
 pytestmark = pytest.mark.e2e
 
 
-def gateway_config(mock_url: str, **extra: Any) -> dict[str, Any]:
+def gateway_config(mock_url: str, *, resilience: bool = False, **extra: Any) -> dict[str, Any]:
+    """The shared test gateway. Retries, breakers and passive health are on by default in ccr-fast; here
+    they are off unless asked for, so that tests of error mapping see each upstream answer exactly once
+    and one test's failures cannot open a breaker under the next (tests/e2e/test_resilience.py turns
+    them on)."""
     cfg: dict[str, Any] = {
         "LOG_LEVEL": "info",
         "Providers": [
@@ -57,6 +61,8 @@ def gateway_config(mock_url: str, **extra: Any) -> dict[str, Any]:
             "think": "oai,reasoner-test",
         },
     }
+    if not resilience:
+        cfg.update({"retry": False, "circuitBreaker": False, "healthCheck": False, "failover": False})
     cfg.update(extra)
     return cfg
 

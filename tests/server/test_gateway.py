@@ -58,7 +58,7 @@ def config_data(**top: Any) -> dict[str, Any]:
                 "api_base_url": "https://gem.example.test/v1beta/models",
                 "api_key": "g",
                 "models": ["gemini-x"],
-                "transformer": {"use": ["gemini"]},
+                "transformer": {"use": ["vertex-gemini"]},
             },
         ],
         "Router": {"default": "oai,gpt-test"},
@@ -368,7 +368,8 @@ async def test_transformers_endpoint() -> None:
     listed = json_of(await gw.handle(request("GET", "/api/transformers")))["transformers"]
     by_name = {t["name"]: t for t in listed}
     assert by_name["Anthropic"]["available"] is True
-    assert by_name["gemini"]["available"] is False
+    assert by_name["gemini"]["available"] is True
+    assert by_name["vertex-gemini"]["available"] is False
 
 
 async def test_count_tokens_counts_without_calling_the_upstream() -> None:
@@ -413,7 +414,7 @@ async def test_unknown_provider_is_404() -> None:
 async def test_a_provider_with_an_unavailable_transformer_answers_400() -> None:
     gw, transport = gateway()
     resp = await gw.handle(request(body=messages_body("gem,gemini-x")))
-    assert "'gemini'" in assert_error(resp, 400, "invalid_request_error")["error"]["message"]
+    assert "'vertex-gemini'" in assert_error(resp, 400, "invalid_request_error")["error"]["message"]
     assert transport.requests == []
 
 

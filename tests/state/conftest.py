@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
+import signal
 from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from types import ModuleType
@@ -79,6 +80,12 @@ class Procs:
         for process in processes:
             process.join(timeout=120)
         assert [p.exitcode for p in processes] == [0] * len(processes)
+
+    def sigkill(self, process: BaseProcess) -> None:
+        """Kill ``process`` the way the OOM killer or ``kill -9`` would, and reap it."""
+        process.kill()
+        process.join()
+        assert process.exitcode == -signal.SIGKILL
 
     def kill_all(self) -> None:
         for process in self._started:

@@ -314,7 +314,7 @@ def test_a_writer_killed_inside_a_write_does_not_block_anyone(shared: Shared, pr
     victim = procs.start(_die_inside_a_write, shared.atomics)
     victim.join()
     assert victim.exitcode == -signal.SIGKILL
-    assert shared.atomics.load(SEQ) == (5 << 32) | victim.pid  # the dead pid holds the lock
+    assert shared.atomics.load(SEQ) == (5 << 32) | (victim.pid or 0)  # the dead pid holds the lock
     assert shared.atomics.snapshot(SEQ, RECORD[:1]) == (7,)  # a reader closes the dead write
     assert shared.atomics.load(SEQ) == 6 << 32
     shared.atomics.write_begin(SEQ)
@@ -388,6 +388,7 @@ def _outcome(words: Any, op: tuple[Any, ...]) -> Any:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ops, max_size=40))
 def test_compiled_and_pure_agree(sequence: list[tuple[Any, ...]]) -> None:
+    assert COMPILED is not None
     pure_buffer, compiled_buffer = bytearray(256), bytearray(256)
     pure, compiled = atomic.Atomics(pure_buffer), COMPILED.Atomics(compiled_buffer)
     for op in sequence:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -108,8 +106,7 @@ def test_a_killed_workers_counts_stay_and_survivors_are_exact(segment: Segment, 
     header = segment.header
     while segment.atomics.load(header.counters_offset) < 1_000:
         time.sleep(0.001)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.join()
+    procs.sigkill(victim)
     for survivor in survivors:
         survivor.join()
         assert survivor.exitcode == 0

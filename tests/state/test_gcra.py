@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +31,7 @@ def limiter(segment: Segment) -> RateLimiter:
     return RateLimiter(KeyTable(segment))
 
 
-def _admitted(limiter: RateLimiter, attempts: int, now: int, key: str = "k", **kw: Any) -> int:
+def _admitted(limiter: RateLimiter, attempts: int, now: int, key: str | bytes = "k", **kw: Any) -> int:
     return sum(limiter.allow(key, RATE, BURST, now_ns=now, **kw).allowed for _ in range(attempts))
 
 
@@ -207,8 +205,7 @@ def test_a_worker_killed_mid_burst_neither_corrupts_nor_leaks(segment: Segment, 
     survivors = [procs.start(_burst_n, segment, 3_000, results) for _ in range(3)]
     while segment.atomics.load(progress) < 500:
         time.sleep(0.001)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.join()
+    procs.sigkill(victim)
     for survivor in survivors:
         survivor.join()
         assert survivor.exitcode == 0

@@ -69,6 +69,13 @@ OWN_KEYS = frozenset(
         "TRUSTED_PROXIES",
         "PATH_PREFIX",
         "UNIX_SOCKET",
+        # resilience sections, validated by ccr_fast.resilience.ResilienceConfig
+        "retry",
+        "circuitBreaker",
+        "healthCheck",
+        "loadBalancing",
+        "failover",
+        "deployments",
     }
 )
 KNOWN_KEYS = CCR_KEYS | OWN_KEYS

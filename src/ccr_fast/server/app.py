@@ -16,16 +16,13 @@ from typing import Any
 
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.server.gateway import Gateway, new_request_id
-from ccr_fast.server.http import Request, Response, error_response
+from ccr_fast.server.http import CLIENT_CLOSED, Request, Response, error_response
 
 log = logging.getLogger("ccr_fast.app")
 
 ASGIScope = dict[str, Any]
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
-
-#: status recorded for a response whose client went away before it ended (nginx's convention)
-CLIENT_CLOSED = 499
 
 
 class BodyTooLarge(Exception):

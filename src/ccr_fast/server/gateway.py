@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from collections.abc import Awaitable, Callable
 
 from ccr_fast import __version__
 from ccr_fast.config import Config, redact
 from ccr_fast.protocol.errors import GatewayError
+from ccr_fast.resilience import InProcessStore, Resilience, ResilienceConfig
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
 from ccr_fast.server.auth import ApiKeyAuth, is_public
 from ccr_fast.server.chat_completions import handle_chat_completions
@@ -43,6 +45,10 @@ class Gateway:
             config, sessions=self.sessions, custom=load_custom_router(config.custom_router_path)
         )
         self.plans = PlanCache(config)
+        # one store per worker for now; breaker/balancer numbers move to shared memory with the state layer
+        self.resilience = Resilience(
+            ResilienceConfig.from_config(config.raw), InProcessStore(), random.Random()
+        )
         self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
         self.max_body_size = config.max_body_size

@@ -15,6 +15,9 @@ from ccr_fast.protocol.errors import GatewayError
 
 Headers = list[tuple[str, str]]
 
+#: status recorded for a response whose client went away before it ended (nginx's convention)
+CLIENT_CLOSED = 499
+
 
 @dataclass(slots=True)
 class Request:

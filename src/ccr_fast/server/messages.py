@@ -6,6 +6,7 @@ only ever happen before the first byte reaches the client (see docs/architecture
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,9 +17,10 @@ import orjson
 from ccr_fast.protocol.anthropic_events import message_to_events
 from ccr_fast.protocol.anthropic_stream import AnthropicUsagePeek, usage_from_message
 from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
+from ccr_fast.resilience import CANCELLED, NETWORK, TIMEOUT, AttemptPlan, AttemptResult
 from ccr_fast.routing import session_id
 from ccr_fast.server.dialects import DIALECTS
-from ccr_fast.server.http import JSON_HEADERS, SSE_HEADERS, Request, Response
+from ccr_fast.server.http import CLIENT_CLOSED, JSON_HEADERS, SSE_HEADERS, Request, Response
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
 from ccr_fast.upstream.transport import (
     UpstreamConnectError,
@@ -58,33 +60,79 @@ async def handle_messages(gw: Gateway, req: Request) -> Response:
 async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: float) -> Response:
     """Route and serve a parsed, validated Anthropic Messages body (shared by every inbound format)."""
     decision = await gw.router.route(body, req.headers, body_size=len(req.body))
-    provider = gw.config.provider(decision.provider)
-    if provider is None:  # the router checks this; keep the core safe on its own
-        raise GatewayError(404, f"unknown provider '{decision.provider}'", "not_found_error")
-    plan = gw.plans.get(provider, decision.model)
-    if plan.unavailable:
-        raise GatewayError(400, plan.unavailable)
     stream = body.get("stream") is True
-    upstream_req = _build_upstream_request(gw, req, body, plan, decision, stream)
-    resp = await _send(gw, upstream_req, plan)
-    ctx = _Exchange(gw, req, decision, plan, started, stream, session_id(body, req.headers))
-    if resp.status >= 300:
+    now = time.monotonic()
+    attempts = gw.resilience.plan(
+        f"{decision.provider},{decision.model}",
+        now,
+        scenario=decision.scenario,
+        fallback=gw.config.fallback,
+        long_context=gw.config.router.long_context,
+    )
+    attempt = attempts.first(now)
+    pristine: bytes | None = None
+    last_error: GatewayError | None = None
+    while attempt is not None:
+        if attempt.delay > 0:
+            await asyncio.sleep(min(attempt.delay, attempts.remaining(time.monotonic())))
+        dep = attempt.deployment
+        provider = gw.config.provider(dep.provider)
+        if provider is None:  # deployments are validated against Providers at load
+            raise GatewayError(404, f"unknown provider '{dep.provider}'", "not_found_error")
+        plan = gw.plans.get(provider, dep.model, api_key=dep.api_key)
+        if plan.unavailable:
+            raise GatewayError(400, plan.unavailable)
+        if attempt.number > 1:
+            if pristine is not None:  # undo the previous attempt's transformer hooks
+                body = orjson.loads(pristine)
+            log.info("%s attempt %d (%s) -> %s", req.request_id, attempt.number, attempt.kind.value, dep.name)
+        elif plan.anthropic_hooks:
+            pristine = orjson.dumps(body)
+        sent_at = time.monotonic()
         try:
-            raw = await resp.read()
-        except UpstreamError:
-            raw = b""
-        finally:
-            resp.close()
-        err = from_upstream(resp.status, raw, resp.headers)
-        log.warning(
-            "%s upstream %s/%s answered %d: %s",
-            req.request_id,
-            plan.provider,
-            plan.model,
-            resp.status,
-            err.message,
+            upstream_req = _build_upstream_request(gw, req, body, plan, dep.model, stream)
+            resp = await _send(gw, upstream_req, plan)
+        except _SendFailed as failed:
+            last_error = failed.error
+            result = AttemptResult(error=failed.kind, message=failed.error.message)
+        else:
+            if resp.status < 300:
+                ttft = time.monotonic() - sent_at
+                ctx = _Exchange(gw, req, decision, plan, started, stream, session_id(body, req.headers))
+                ctx.attempts, ctx.ttft = attempts, ttft
+                return await _respond(ctx, resp)
+            try:
+                raw = await resp.read()
+            except UpstreamError:
+                raw = b""
+            finally:
+                resp.close()
+            last_error = from_upstream(resp.status, raw, resp.headers)
+            log.warning(
+                "%s upstream %s answered %d: %s", req.request_id, dep.name, resp.status, last_error.message
+            )
+            result = AttemptResult(
+                status=resp.status,
+                error=last_error.error_type,
+                headers=resp.headers,
+                message=last_error.message,
+                latency=time.monotonic() - sent_at,
+            )
+        attempt = attempts.next_attempt(result, time.monotonic(), time.time())
+    if last_error is None:  # no deployment admitted even the first attempt
+        last_error = GatewayError(
+            529,
+            f"every deployment for '{decision.provider},{decision.model}' is unavailable (circuit open); "
+            "try again shortly",
+            "overloaded_error",
         )
-        raise err
+    last_error.headers.update(attempts.client_headers())
+    raise last_error
+
+
+async def _respond(ctx: _Exchange, resp: UpstreamResponse) -> Response:
+    """The upstream answered 2xx: from here on nothing is retried (bytes may reach the client)."""
+    plan, stream, req = ctx.plan, ctx.stream, ctx.req
     if not stream:
         return await _non_stream(ctx, resp)
     ctype = resp.headers.get("content-type", "")
@@ -98,13 +146,13 @@ async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: flo
 
 
 def _build_upstream_request(
-    gw: Gateway, req: Request, body: dict[str, Any], plan: Plan, decision: RouteDecision, stream: bool
+    gw: Gateway, req: Request, body: dict[str, Any], plan: Plan, model: str, stream: bool
 ) -> UpstreamRequest:
     for hook in plan.anthropic_hooks:
         hook(body)
     headers = dict(plan.headers)
     if plan.endpoint == "anthropic":
-        body["model"] = decision.model
+        body["model"] = model
         for name in _FORWARD_TO_ANTHROPIC:
             v = req.headers.get(name)
             if v:
@@ -113,7 +161,7 @@ def _build_upstream_request(
         payload = orjson.dumps(body)
         url = plan.url
     else:
-        url, extra, payload = DIALECTS[plan.endpoint].encode(body, plan, decision.model, stream)
+        url, extra, payload = DIALECTS[plan.endpoint].encode(body, plan, model, stream)
         headers.update(extra)
     if stream:
         headers["accept"] = "text/event-stream"
@@ -129,21 +177,43 @@ def _build_upstream_request(
     )
 
 
+class _SendFailed(Exception):
+    def __init__(self, error: GatewayError, kind: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.kind = kind
+
+
 async def _send(gw: Gateway, upstream_req: UpstreamRequest, plan: Plan) -> UpstreamResponse:
     try:
         return await gw.transport.send(upstream_req)
     except UpstreamTimeout as exc:
-        raise GatewayError(504, f"provider '{plan.provider}' timed out: {exc}", "timeout_error") from None
+        err = GatewayError(504, f"provider '{plan.provider}' timed out: {exc}", "timeout_error")
+        raise _SendFailed(err, TIMEOUT) from None
     except UpstreamConnectError as exc:
-        raise GatewayError(502, f"provider '{plan.provider}' is unreachable: {exc}", "api_error") from None
+        err = GatewayError(502, f"provider '{plan.provider}' is unreachable: {exc}", "api_error")
+        raise _SendFailed(err, NETWORK) from None
     except UpstreamError as exc:
-        raise GatewayError(502, f"provider '{plan.provider}' request failed: {exc}", "api_error") from None
+        err = GatewayError(502, f"provider '{plan.provider}' request failed: {exc}", "api_error")
+        raise _SendFailed(err, NETWORK) from None
 
 
 class _Exchange:
     """Per-request context for accounting once the response has ended."""
 
-    __slots__ = ("decision", "gw", "plan", "req", "session", "started", "stream", "usage")
+    __slots__ = (
+        "attempts",
+        "decision",
+        "failure",
+        "gw",
+        "plan",
+        "req",
+        "session",
+        "started",
+        "stream",
+        "ttft",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -163,8 +233,21 @@ class _Exchange:
         self.started = started
         self.stream = stream
         self.usage: dict[str, int] = {}
+        self.attempts: AttemptPlan | None = None
+        self.ttft: float | None = None
+        #: set when the upstream broke after answering (TIMEOUT / NETWORK), for passive health
+        self.failure: str | None = None
 
     def complete(self, status: int) -> None:
+        if self.attempts is not None:
+            latency = time.perf_counter() - self.started
+            if status == CLIENT_CLOSED:
+                result = AttemptResult(error=CANCELLED)
+            elif self.failure is not None:
+                result = AttemptResult(error=self.failure, latency=latency, ttft=self.ttft)
+            else:
+                result = AttemptResult(status=200, latency=latency, ttft=self.ttft)
+            self.attempts.finish(result, time.monotonic())
         usage = self.usage
         total_in = (
             usage.get("input_tokens", 0)
@@ -263,6 +346,7 @@ async def _translated_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIte
     except UpstreamError as exc:
         log.warning("%s stream from %s failed: %s", ctx.req.request_id, ctx.plan.provider, exc)
         etype = "timeout_error" if isinstance(exc, UpstreamTimeout) else "api_error"
+        ctx.failure = TIMEOUT if isinstance(exc, UpstreamTimeout) else NETWORK
         yield translator.fail(etype, f"provider '{ctx.plan.provider}' stream failed: {exc}")
     finally:
         resp.close()
@@ -319,6 +403,7 @@ async def _passthrough_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIt
             yield error_event("api_error", f"provider '{ctx.plan.provider}' ended the stream early")
     except UpstreamError as exc:
         log.warning("%s stream from %s failed: %s", ctx.req.request_id, ctx.plan.provider, exc)
+        ctx.failure = TIMEOUT if isinstance(exc, UpstreamTimeout) else NETWORK
         if not peek.saw_message_stop:
             etype = "timeout_error" if isinstance(exc, UpstreamTimeout) else "api_error"
             yield error_event(etype, f"provider '{ctx.plan.provider}' stream failed: {exc}")

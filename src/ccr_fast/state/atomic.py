@@ -52,7 +52,7 @@ covers what the other cannot:
 Without a ``lock_path`` only the thread lock is used: enough for a buffer private to one process (the
 property tests use ``bytearray`` buffers).  Every process on one segment must use the same twin: the
 compiled one never takes the ``flock``, so a mixed pair would lose updates; the segment header records
-``SYNC_PROTOCOL`` and ``ccr_fast.state.segment`` refuses a mismatch.  Operations take about 1-2 µs here
+``SYNC_PROTOCOL`` and ``ccr_fast.state.segment`` refuses a mismatch.  Operations take about 2 µs here
 against tens of nanoseconds compiled.
 """
 

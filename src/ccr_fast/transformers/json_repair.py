@@ -90,6 +90,7 @@ def _close(text: str) -> str:
     stack: list[list[Any]] = []  # [closer, phase] per open container
     quote = ""  # the open string's quote character, "" outside strings
     escaped = False
+    escape_at = 0  # where in ``out`` the latest escape sequence starts
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -100,6 +101,7 @@ def _close(text: str) -> str:
                 out.append(c)
             elif c == "\\":
                 escaped = True
+                escape_at = len(out)
                 out.append(c)
             elif c == quote:
                 quote = ""
@@ -142,9 +144,9 @@ def _close(text: str) -> str:
             _value_done(stack)
         else:
             out.append(c)
-    if escaped:
-        out.pop()  # a dangling backslash
     if quote:
+        if len(out) - escape_at < 6 and out[escape_at : escape_at + 2] in (["\\"], ["\\", "u"]):
+            del out[escape_at:]  # an escape cut short: a dangling backslash or "\u" with too few digits
         out.append('"')
         _value_done(stack)
     while stack:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -178,13 +179,16 @@ class PlanCache:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._plans: dict[tuple[str, str], Plan] = {}
+        self._plans: dict[tuple[str, str, str | None], Plan] = {}
         self._plugins = load_plugins(config.transformers)
 
-    def get(self, provider: ProviderConfig, model: str) -> Plan:
-        key = (provider.name, model)
+    def get(self, provider: ProviderConfig, model: str, *, api_key: str | None = None) -> Plan:
+        """The plan for ``model`` at ``provider``; ``api_key`` overrides the provider's key (key pools)."""
+        key = (provider.name, model, api_key)
         plan = self._plans.get(key)
         if plan is None:
+            if api_key is not None and api_key != provider.api_key:
+                provider = dataclasses.replace(provider, api_key=api_key)
             plan = build_plan(provider, model, plugins=self._plugins)
             self._plans[key] = plan
         return plan

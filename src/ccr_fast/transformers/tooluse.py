@@ -308,9 +308,10 @@ def _escape(text: str, at: int) -> tuple[str, int]:
     if code is None:
         return ("", 0) if at + 6 > len(text) else (text[at + 1], 2)
     if 0xD800 <= code < 0xDC00:
-        if at + 12 > len(text):
-            return "", 0
-        low = _hex(text, at + 8) if text.startswith("\\u", at + 6) else None
+        pair = text[at + 6 : at + 12]
+        if len(pair) < 6 and "\\u".startswith(pair[:2]):
+            return "", 0  # the low half may still be on its way
+        low = _hex(text, at + 8) if pair.startswith("\\u") else None
         if low is not None and 0xDC00 <= low < 0xE000:
             return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), 12
         return "\ufffd", 6  # a high surrogate without its pair

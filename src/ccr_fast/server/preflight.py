@@ -1,0 +1,28 @@
+"""Everything checked before workers start, so a broken config exits once, listing every problem,
+instead of N workers crashing: transformer chains, plugins, and the resilience sections."""
+
+from __future__ import annotations
+
+from ccr_fast.config import Config, ConfigError, Problem
+from ccr_fast.resilience import ResilienceConfig
+from ccr_fast.transformers import validate_transformers
+
+
+def preflight(config: Config) -> tuple[list[Problem], list[str]]:
+    """(problems, warnings) beyond what loading the config already checked."""
+    problems, warnings = validate_transformers(config)
+    problems = list(problems)
+    warnings = list(warnings)
+    try:
+        resilience = ResilienceConfig.from_config(config.raw)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    else:
+        for route, group in resilience.deployments.items():
+            for i, dep in enumerate(group.deployments):
+                if config.provider(dep.provider) is None:
+                    problems.append(
+                        Problem(f"deployments.{route}[{i}].provider", f"unknown provider '{dep.provider}'")
+                    )
+        warnings.extend(str(w) for w in resilience.warnings)
+    return problems, warnings
