@@ -14,6 +14,7 @@ from ccr_fast.mock import MockProvider
 from ccr_fast.transformers.reasoning import FORCE_REASONING_PROMPT
 from ccr_fast.transformers.tooluse import EXIT_TOOL
 from tests.servers import RunningServer, run_ccr_fast
+from tests.transformers.sse_helpers import blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +25,7 @@ TOOLS: list[Any] = [
         "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
     }
 ]
-USER = [{"role": "user", "content": "hi"}]
+USER: list[anthropic.types.MessageParam] = [{"role": "user", "content": "hi"}]
 ANSWER = 'Plain answer with "quotes", ünïcode 😀 and\nnew lines.'
 
 PLUGIN = '''
@@ -124,7 +125,7 @@ def test_tooluse_forces_a_tool_and_an_exit_call_streams_back_as_text(
         ]
     )
     msg = streamed(client, "tu,up-model", tools=TOOLS)
-    assert [(b.type, getattr(b, "text", None)) for b in msg.content] == [("text", ANSWER)]
+    assert blocks(msg) == [{"type": "text", "text": ANSWER}]
     assert msg.stop_reason == "end_turn"
     assert (msg.usage.input_tokens, msg.usage.output_tokens) == (90, 12)
     sent = mock.requests[-1]["body"]
@@ -138,8 +139,8 @@ def test_tooluse_non_stream_and_a_real_call_next_to_the_exit_call(
 ) -> None:
     mock.script([{"tool_calls": [exit_call("Reading it."), {"name": "Read", "arguments": {"path": "a.py"}}]}])
     msg = client.messages.create(model="tu,up-model", max_tokens=100, tools=TOOLS, messages=USER)
-    assert [b.type for b in msg.content] == ["text", "tool_use"]
-    assert msg.content[0].text == "Reading it."
+    assert [b["type"] for b in blocks(msg)] == ["text", "tool_use"]
+    assert blocks(msg)[0]["text"] == "Reading it."
     assert msg.stop_reason == "tool_use"
 
 
@@ -153,8 +154,8 @@ def test_enhancetool_repairs_broken_arguments_stream_and_non_stream(
         streamed(client, "tu,up-model", tools=TOOLS),
         client.messages.create(model="tu,up-model", max_tokens=100, tools=TOOLS, messages=USER),
     ):
-        (call,) = [b for b in msg.content if b.type == "tool_use"]
-        assert call.input == {"path": "src/main.py", "verbose": True}
+        (call,) = [b for b in blocks(msg) if b["type"] == "tool_use"]
+        assert call["input"] == {"path": "src/main.py", "verbose": True}
         assert msg.stop_reason == "tool_use"
 
 
@@ -170,7 +171,7 @@ def test_filters_also_rewrite_an_anthropic_upstream(client: anthropic.Anthropic,
         ]
     )
     msg = streamed(client, "atu,up-model", tools=TOOLS)
-    assert [getattr(b, "text", None) for b in msg.content] == ["First.", ANSWER]
+    assert blocks(msg) == [{"type": "text", "text": "First."}, {"type": "text", "text": ANSWER}]
     assert msg.stop_reason == "end_turn"
     assert msg.usage.output_tokens == 8
     sent = mock.requests[-1]
@@ -191,9 +192,10 @@ def test_extrathinktag_splits_think_tags_across_chunks(
         msg = streamed(client, "think,up-model")
     else:
         msg = client.messages.create(model="think,up-model", max_tokens=100, messages=USER)
-    assert [b.type for b in msg.content] == ["thinking", "text"]
-    assert msg.content[0].thinking == "\nweigh options"
-    assert msg.content[1].text == "Go with B."
+    assert blocks(msg) == [
+        {"type": "thinking", "thinking": "\nweigh options", "signature": ""},
+        {"type": "text", "text": "Go with B."},
+    ]
     assert msg.stop_reason == "end_turn"
 
 
@@ -202,9 +204,9 @@ def test_forcereasoning_prompts_and_reads_the_tagged_reasoning(
 ) -> None:
     mock.script([{"text": "<reasoning_content>2+2 is 4</reasoning_content>\n4", "chunks": 9}])
     msg = streamed(client, "force,up-model", system="Be exact.")
-    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in msg.content] == [
-        ("thinking", "2+2 is 4"),
-        ("text", "4"),
+    assert blocks(msg) == [
+        {"type": "thinking", "thinking": "2+2 is 4", "signature": ""},
+        {"type": "text", "text": "4"},
     ]
     sent = mock.requests[-1]["body"]["messages"]
     assert sent[0]["content"].endswith(FORCE_REASONING_PROMPT)
@@ -221,8 +223,10 @@ def test_reasoning_sampling_and_maxcompletiontokens_shape_the_request(
         thinking={"type": "enabled", "budget_tokens": 2048},
         extra_body={"temperature": 1.0, "top_k": 5},
     )
-    assert [b.type for b in msg.content] == ["thinking", "text"]
-    assert msg.content[0].thinking == "mulling"
+    assert [(b["type"], b.get("thinking") or b.get("text")) for b in blocks(msg)] == [
+        ("thinking", "mulling"),
+        ("text", "done"),
+    ]
     sent = mock.requests[-1]["body"]
     assert sent["reasoning"] == {"max_tokens": 2048}
     assert sent["enable_thinking"] is True
@@ -238,7 +242,7 @@ def test_a_python_plugin_runs_with_its_entry_and_chain_options(
 ) -> None:
     mock.script([{"text": "stamped"}])
     msg = client.messages.create(model="plug,up-model", max_tokens=50, messages=USER)
-    assert msg.content[0].text == "stamped"
+    assert blocks(msg) == [{"type": "text", "text": "stamped"}]
     assert mock.requests[-1]["body"]["user"] == "from-entry-from-chain"
 
 

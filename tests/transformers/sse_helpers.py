@@ -61,7 +61,7 @@ def tool_use(name: str, *fragments: str, tool_id: str = "toolu_01") -> JSONDict:
 def stream(*blocks: JSONDict, stop_reason: str = "end_turn", usage: JSONDict | None = None) -> list[bytes]:
     """The events of a complete Anthropic stream, one ``bytes`` per event."""
     start_usage = {**(usage or USAGE), "output_tokens": 1}
-    message = {
+    message: JSONDict = {
         "id": "msg_test",
         "type": "message",
         "role": "assistant",

@@ -15,6 +15,7 @@ from ccr_fast.transformers.enhancetool import (
     repair_tool_inputs,
     repaired_arguments,
 )
+from ccr_fast.transformers.tooluse import EXIT_TOOL, ExitToolFilter
 from tests.transformers.sse_helpers import (
     PING,
     USAGE,
@@ -167,3 +168,10 @@ def test_the_message_hook_leaves_other_blocks_and_odd_shapes_alone() -> None:
     repair_tool_inputs(message)
     assert repr(message) == before
     repair_tool_inputs({"content": None})
+
+
+def test_exit_tool_calls_are_left_streaming_for_tooluse() -> None:
+    events = stream(tool_use(EXIT_TOOL, '{"response": "a', 'nswer"}'), stop_reason="tool_use")
+    assert run_filter(ToolArgumentsRepair, events) == b"".join(events)
+    answer = checked(run_chain([ToolArgumentsRepair, ExitToolFilter], events))
+    assert blocks(answer) == [{"type": "text", "text": "answer"}]

@@ -241,3 +241,12 @@ def test_extrathinktag_only_rewrites_responses() -> None:
     message: dict[str, Any] = {"content": [{"type": "text", "text": value}]}
     plan.message_hooks[0](message)
     assert message["content"][0] == {"type": "thinking", "thinking": "short", "signature": ""}
+
+
+@pytest.mark.parametrize("endpoint", ["anthropic", "gemini"])
+@pytest.mark.parametrize("options", [{}, {"enable": False}, {"format": "max_tokens"}])
+def test_reasoning_leaves_other_endpoints_alone(endpoint: Any, options: dict[str, Any]) -> None:
+    plan = PlanBuilder(endpoint=endpoint)
+    ReasoningTransformer(options).configure(plan)
+    assert plan.upstream_hooks == [] and plan.anthropic_hooks == []
+    assert plan.dialect.thinking_param == "none"

@@ -159,6 +159,15 @@ def test_cerebras_sends_text_as_strings_and_no_parallel_tool_calls() -> None:
     assert not {"reasoning", "reasoning_effort", "thinking"} & set(out)
 
 
+@pytest.mark.parametrize("endpoint", ["anthropic", "gemini"])
+def test_openai_body_hooks_are_not_added_for_other_endpoints(endpoint: Any) -> None:
+    plan = PlanBuilder(endpoint=endpoint)
+    CerebrasTransformer().configure(plan)
+    SamplingTransformer({"repetition_penalty": 1.2}).configure(plan)
+    assert plan.upstream_hooks == []
+    assert plan.dialect.drop_keys == ()
+
+
 def test_cerebras_does_not_repeat_a_dropped_key() -> None:
     plan = configured(CerebrasTransformer(), CerebrasTransformer())
     assert plan.dialect.drop_keys == ("parallel_tool_calls",)

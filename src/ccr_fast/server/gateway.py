@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from ccr_fast import __version__
 from ccr_fast.config import Config, redact
 from ccr_fast.protocol.errors import GatewayError
-from ccr_fast.resilience import InProcessStore, Resilience, ResilienceConfig
+from ccr_fast.resilience import InProcessStore, Resilience, ResilienceConfig, StateStore
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
 from ccr_fast.server.auth import ApiKeyAuth, is_public
 from ccr_fast.server.chat_completions import handle_chat_completions
@@ -23,6 +23,8 @@ from ccr_fast.server.client_ip import ClientAddress
 from ccr_fast.server.http import Request, Response, error_response, json_response
 from ccr_fast.server.messages import handle_messages
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
+from ccr_fast.state.shared import SharedState
+from ccr_fast.state.store import ShmStore
 from ccr_fast.tokens import count_tokens_async
 from ccr_fast.transformers import PlanCache, describe_transformers
 from ccr_fast.upstream.transport import Transport
@@ -37,18 +39,19 @@ def new_request_id() -> str:
 
 
 class Gateway:
-    def __init__(self, config: Config, transport: Transport) -> None:
+    def __init__(self, config: Config, transport: Transport, state: SharedState | None = None) -> None:
         self.config = config
         self.transport = transport
+        #: shared with the other workers (None: this process alone, e.g. in tests)
+        self.state = state
         self.sessions = SessionUsage()
         self.router = Router(
             config, sessions=self.sessions, custom=load_custom_router(config.custom_router_path)
         )
         self.plans = PlanCache(config)
-        # one store per worker for now; breaker/balancer numbers move to shared memory with the state layer
-        self.resilience = Resilience(
-            ResilienceConfig.from_config(config.raw), InProcessStore(), random.Random()
-        )
+        # breaker, health and balancer numbers live in shared memory so every worker sees the same ones
+        store: StateStore = ShmStore(state.table) if state is not None else InProcessStore()
+        self.resilience = Resilience(ResilienceConfig.from_config(config.raw), store, random.Random())
         self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
         self.max_body_size = config.max_body_size

@@ -8,7 +8,9 @@ CCR parses each call's arguments with JSON5 and then ``jsonrepair``; ccr-fast us
 * stream: a ``tool_use`` block's ``input_json_delta`` fragments are held back until its
   ``content_block_stop``, then sent as one delta holding the repaired JSON.  The client's accumulator only
   parses the input after the stop anyway, so nothing it shows arrives later than before; arguments that
-  were valid all along are sent as the model wrote them.
+  were valid all along are sent as the model wrote them.  ``tooluse``'s ExitTool calls are left to
+  ``tooluse``, which reads (and repairs) them itself: holding them back would stop the answer from
+  streaming, whichever of the two comes first in the chain.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ccr_fast.protocol.openai_response import UNPARSED_ARGUMENTS_KEY
 from ccr_fast.transformers.base import PlanBuilder, Transformer
 from ccr_fast.transformers.event_rewriter import EventRewriter, JSONDict
 from ccr_fast.transformers.json_repair import repair_object
+from ccr_fast.transformers.tooluse import EXIT_TOOL
 
 __all__ = ["EnhanceToolTransformer", "ToolArgumentsRepair", "repair_tool_inputs", "repaired_arguments"]
 
@@ -75,7 +78,7 @@ class ToolArgumentsRepair(EventRewriter):
 
     def on_block_start(self, index: int, block: JSONDict) -> None:
         self.forward_block(index, block)
-        if block.get("type") == "tool_use":
+        if block.get("type") == "tool_use" and block.get("name") != EXIT_TOOL:
             self._buffers[index] = []
 
     def on_block_delta(self, index: int, delta: JSONDict) -> None:

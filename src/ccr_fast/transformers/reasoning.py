@@ -56,6 +56,8 @@ class ReasoningTransformer(Transformer):
         form = self.options.get("format", "effort")
         if form not in REASONING_FORMATS:
             raise ValueError(f"option format must be one of {', '.join(REASONING_FORMATS)}")
+        if (plan.endpoint or "openai") != "openai":
+            return  # the switches are OpenAI-compatible request fields; other endpoints have their own
         if not enable:
             plan.tune(thinking_param="none")
             plan.upstream_hooks.append(_reasoning_off)

@@ -40,6 +40,11 @@ def _number(options: Mapping[str, Any], key: str) -> float | int | None:
     return value
 
 
+def _speaks_openai(plan: PlanBuilder) -> bool:
+    """Upstream hooks edit the translated body, which is only OpenAI-shaped on the OpenAI endpoint."""
+    return (plan.endpoint or "openai") == "openai"
+
+
 def _lower_cap(plan: PlanBuilder, limit: int) -> None:
     cap = plan.dialect.max_tokens_cap
     plan.tune(max_tokens_cap=limit if cap is None else min(cap, limit))
@@ -75,7 +80,7 @@ class SamplingTransformer(Transformer):
 
         if fixed or limit is not None:
             plan.anthropic_hooks.append(apply)
-        if penalty is not None:
+        if penalty is not None and _speaks_openai(plan):
 
             def add_penalty(body: dict[str, Any]) -> None:
                 body["repetition_penalty"] = penalty
@@ -106,6 +111,8 @@ class CerebrasTransformer(Transformer):
     name = "cerebras"
 
     def configure(self, plan: PlanBuilder) -> None:
+        if not _speaks_openai(plan):
+            return
         drop = plan.dialect.drop_keys
         if "parallel_tool_calls" not in drop:
             plan.tune(drop_keys=(*drop, "parallel_tool_calls"))
