@@ -307,11 +307,11 @@ def trip(breakers: CircuitBreakers, name: str, now: float) -> None:
     breakers.record(name, Outcome.FAILURE, now)
 
 
-def test_open_circuits_are_skipped_and_half_open_ones_come_last() -> None:
+def test_open_circuits_are_skipped_and_half_open_ones_come_first() -> None:
     b, breakers, _ = guarded()
     trip(breakers, "a", 100.0)
     assert "a" not in names(b.pick(group(A, B, C), 105.0))
-    assert names(b.pick(group(A, B, C), 110.0))[-1] == "a"  # half-open: after the ready ones
+    assert names(b.pick(group(A, B, C), 110.0))[0] == "a"  # half-open: probed first, or it never recovers
 
 
 def test_unhealthy_deployments_are_skipped() -> None:

@@ -250,14 +250,14 @@ def test_not_yet_available_names_warn_and_mark_the_plan_unavailable(name: str) -
     assert name in p.chain
 
 
-def test_plugin_transformers_are_unavailable_rather_than_unknown() -> None:
+def test_a_javascript_plugin_is_a_config_error_with_its_path() -> None:
+    """CCR plugins are JavaScript; ccr-fast loads Python ones and says how to port a .js plugin."""
     cfg = config(
         provider_entry({"use": ["my-plugin"]}),
         transformers=[{"path": "/opt/my-plugin.js", "name": "my-plugin"}],
     )
-    problems, warnings = validate_transformers(cfg)
-    assert problems == [] and len(warnings) == 1
-    assert PlanCache(cfg).get(cfg.providers[0], "m").unavailable == warnings[0]
+    problems, _ = validate_transformers(cfg)
+    assert any(p.path == "transformers[0].path" and "Python" in p.reason for p in problems), problems
     with pytest.raises(ValueError, match="unknown transformer 'my-plugin'"):
         build_plan(cfg.providers[0], "m")
 

@@ -262,7 +262,7 @@ def read_in_two(arguments: str, cut: int) -> str:
 def test_the_reader_decodes_every_escape_wherever_the_arguments_are_cut(answer: str) -> None:
     written = [
         exit_arguments(answer),
-        json.dumps({"response": answer}),  # every non-ASCII character as \\uXXXX, astral ones as pairs
+        json.dumps({"response": answer}),  # every non-ASCII character as \uXXXX, astral ones as pairs
         json.dumps({"response": answer}, indent=2),
     ]
     for arguments in written:

@@ -23,7 +23,8 @@ Layout rules Gemini enforces and Anthropic does not:
 
 Tools become ``functionDeclarations`` with their schemas reduced to the subset Gemini parses
 (``gemini_schema``) and names Gemini accepts (``to_gemini_name``); Anthropic's web search server tool becomes
-Google Search, and server tools Gemini cannot run are left out.
+Google Search, server tools Gemini cannot run are left out, and the Anthropic-defined client tools (bash,
+text editor) get their documented schema (``server_tools``).
 
 Mid-conversation ``system`` messages become a user part marked as a system message, in place, rather than
 being folded into ``systemInstruction``: the instruction keeps its position in the conversation, and
@@ -39,6 +40,12 @@ from urllib.parse import urlsplit
 
 from ccr_fast.protocol.gemini_response import from_client_signature, to_gemini_name
 from ccr_fast.protocol.gemini_schema import function_parameters
+from ccr_fast.protocol.server_tools import (
+    client_tool_schema,
+    find_web_search,
+    gemini_search_tool,
+    is_server_tool,
+)
 
 __all__ = ["GeminiDialect", "anthropic_to_gemini", "gemini_url"]
 
@@ -51,10 +58,6 @@ MAX_STOP_SEQUENCES: Final = 5
 SYSTEM_NOTE: Final = "<system>\n{}\n</system>"
 ORPHAN_RESULT: Final = "[result of tool call {}]\n{}"
 FILES_FOLLOW: Final = "(the tool returned files; they follow this response)"
-#: versioned tool types Anthropic runs itself and Gemini has no function for (web search maps to Google
-#: Search instead)
-SERVER_TOOL_PREFIXES: Final = ("web_fetch_", "code_execution_", "tool_search_tool_", "mcp_toolset")
-WEB_SEARCH_PREFIX: Final = "web_search_"
 _MIME_BY_EXTENSION: Final[Mapping[str, str]] = {
     "png": "image/png",
     "jpg": "image/jpeg",
@@ -343,21 +346,13 @@ def _tools(tools: Any) -> tuple[list[JSONDict], set[str]]:
     if not isinstance(tools, list):
         return [], set()
     declarations: list[JSONDict] = []
-    search = False
     for tool in tools:
-        if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+        if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str) or is_server_tool(tool):
             continue
         kind = tool.get("type")
         schema = tool.get("input_schema")
-        if isinstance(kind, str) and kind.startswith(WEB_SEARCH_PREFIX):
-            search = True
-            continue
-        if (
-            not isinstance(schema, Mapping)
-            and isinstance(kind, str)
-            and kind.startswith(SERVER_TOOL_PREFIXES)
-        ):
-            continue
+        if not isinstance(schema, Mapping) and isinstance(kind, str):
+            schema = client_tool_schema(kind)
         declaration: JSONDict = {"name": to_gemini_name(tool["name"])}
         if isinstance(tool.get("description"), str) and tool["description"]:
             declaration["description"] = tool["description"]
@@ -368,8 +363,9 @@ def _tools(tools: Any) -> tuple[list[JSONDict], set[str]]:
     out: list[JSONDict] = []
     if declarations:
         out.append({"functionDeclarations": declarations})
-    if search:
-        out.append({"googleSearch": {}})
+    search = find_web_search(tools)
+    if search is not None:
+        out.append(gemini_search_tool(search))
     return out, {d["name"] for d in declarations}
 
 

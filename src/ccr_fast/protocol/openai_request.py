@@ -13,6 +13,11 @@ Message layout rules that OpenAI enforces and Anthropic does not:
 * tool messages carry text only, so images and PDFs returned by a tool move to the user message after them;
 * consecutive same-role turns are merged first, as Anthropic does server-side; otherwise an assistant turn
   split in two would separate ``tool_calls`` from their results.
+
+Anthropic's server tools never become functions: web search turns into the upstream's native search where
+it has one (OpenRouter's web plugin, OpenAI's ``web_search_options``), the rest are left out; the
+Anthropic-defined client tools (bash, text editor) get the schema Anthropic documents for them
+(``server_tools``).
 """
 
 from __future__ import annotations
@@ -25,21 +30,20 @@ import orjson
 
 from ccr_fast.protocol.anthropic_ids import from_anthropic_tool_id
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
+from ccr_fast.protocol.server_tools import (
+    client_tool_schema,
+    find_web_search,
+    is_server_tool,
+    openai_search_fields,
+    openai_search_mode,
+)
 
 __all__ = ["anthropic_to_openai"]
 
 JSONDict = dict[str, Any]
 
-#: versioned tool types that Anthropic runs itself; an OpenAI-compatible upstream cannot, so the caller
-#: decides what to do with them (route to a search-capable model, or go without)
-SERVER_TOOL_PREFIXES: Final = (
-    "web_search_",
-    "web_fetch_",
-    "code_execution_",
-    "tool_search_tool_",
-    "mcp_toolset",
-)
-#: the schema given to Anthropic-defined client tools (bash, text editor, ...), which come without one
+#: the schema given to a tool that comes without one and whose type has no known schema
+#: (``server_tools.client_tool_schema`` knows bash and the text editor)
 EMPTY_SCHEMA: Final[Mapping[str, Any]] = {"type": "object", "properties": {}}
 #: thinking budget → reasoning_effort buckets (upper bounds, exclusive); Claude Code's think / think hard /
 #: ultrathink budgets (4k, 10k, 32k) land in low / medium / high
@@ -56,6 +60,9 @@ def anthropic_to_openai(body: Mapping[str, Any], *, model: str, dialect: OpenAID
     if tools:
         out["tools"] = tools
         _tool_choice(body.get("tool_choice"), {t["function"]["name"] for t in tools}, out)
+    search = find_web_search(body.get("tools"))
+    if search is not None:
+        out.update(openai_search_fields(search, openai_search_mode(dialect, model), model))
     _sampling(body, dialect, out)
     max_tokens = body.get("max_tokens")
     if _is_int(max_tokens):
@@ -312,12 +319,13 @@ def _tools(tools: Any) -> list[JSONDict]:
     for tool in tools:
         if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
             continue
+        if is_server_tool(tool):
+            continue  # runs upstream as native search (see anthropic_to_openai) or not at all
         schema = tool.get("input_schema")
         if not isinstance(schema, Mapping):
             kind = tool.get("type")
-            if isinstance(kind, str) and kind.startswith(SERVER_TOOL_PREFIXES):
-                continue
-            schema = copy.deepcopy(EMPTY_SCHEMA)  # a fresh object: later stages may edit schemas in place
+            # fresh objects: later stages may edit schemas in place
+            schema = (isinstance(kind, str) and client_tool_schema(kind)) or copy.deepcopy(EMPTY_SCHEMA)
         function: JSONDict = {"name": tool["name"]}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]

@@ -1,5 +1,8 @@
 """OpenAI Chat Completions response → Anthropic message (a pure function), plus the mapping tables the
 stream translator shares: finish reason → stop reason, usage, tool arguments and in-band errors.
+
+Web search results (``annotations`` of type ``url_citation``, from OpenAI's search models and OpenRouter's
+web plugin) become Anthropic's ``server_tool_use`` + ``web_search_tool_result`` blocks (``server_tools``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import orjson
 
 from ccr_fast.protocol.anthropic_ids import new_message_id, to_anthropic_tool_id
 from ccr_fast.protocol.errors import TYPE_TO_STATUS, GatewayError, map_upstream_status
+from ccr_fast.protocol.server_tools import findings_from_annotations, search_blocks, search_usage
 
 __all__ = [
     "UNPARSED_ARGUMENTS_KEY",
@@ -59,6 +63,8 @@ def openai_to_anthropic(body: Mapping[str, Any], *, model: str, message_id: str 
     message_obj = choice.get("message")
     msg: Mapping[str, Any] = message_obj if isinstance(message_obj, Mapping) else {}
     content = _reasoning_blocks(msg)
+    search = findings_from_annotations(msg.get("annotations"))
+    content.extend(search_blocks(search))  # where Anthropic puts them: after thinking, before the answer
     text = content_text(msg.get("content"))
     if text:
         content.append({"type": "text", "text": text})
@@ -72,6 +78,9 @@ def openai_to_anthropic(body: Mapping[str, Any], *, model: str, message_id: str 
     if not isinstance(usage, Mapping):
         groq = body.get("x_groq")
         usage = groq.get("usage") if isinstance(groq, Mapping) else None
+    anthropic: JSONDict = anthropic_usage(usage)
+    if search:
+        anthropic["server_tool_use"] = search_usage(search)
     return {
         "id": message_id or new_message_id(),
         "type": "message",
@@ -80,7 +89,7 @@ def openai_to_anthropic(body: Mapping[str, Any], *, model: str, message_id: str 
         "content": content,
         "stop_reason": stop_reason_for(choice.get("finish_reason"), tool_calls=bool(calls), refusal=refused),
         "stop_sequence": None,
-        "usage": anthropic_usage(usage),
+        "usage": anthropic,
     }
 
 

@@ -4,10 +4,12 @@ A route (``"provider,model"``) can be served by several deployments: other keys 
 API-key pool), other providers of the same model, other regions. :meth:`Balancer.pick` orders them:
 
 1. deployments whose breaker is open are left out (an open breaker means "do not send");
-2. the rest are ready (healthy, breaker closed), probing (healthy, breaker half-open: they admit only a
-   few probes, so they come after the ready ones) or unhealthy (ejected by passive health or marked down
-   by probes);
-3. ready then probing deployments are returned, ordered by the strategy; unhealthy ones are only returned
+2. the rest are probing (healthy, breaker half-open), ready (healthy, breaker closed) or unhealthy
+   (ejected by passive health or marked down by probes);
+3. probing then ready deployments are returned, ordered by the strategy. Probing ones come first because a
+   probe is the only way a recovered deployment gets back into rotation (with a healthy alternative it
+   would otherwise never be tried); the breaker admits only ``halfOpenMaxRequests`` of them at a time and a
+   failed probe simply fails over to the next deployment in the list. Unhealthy ones are only returned
    when nothing else is left ("panic mode", as in Envoy): a deployment that recently failed is a better
    bet than a certain 503. When every breaker is open the list is empty and the caller answers at once.
 
@@ -349,7 +351,7 @@ class Balancer:
                 key = self._rotation[group.route] = f"lb:{group.route}:turn"
             turn = int(self._store.add(key, 1.0)) - 1
         if ready or probing:
-            return self._order(ready, strategy, turn, ctx) + self._order(probing, strategy, turn, ctx)
+            return self._order(probing, strategy, turn, ctx) + self._order(ready, strategy, turn, ctx)
         return self._order(unhealthy, strategy, turn, ctx)
 
     def _order(

@@ -15,6 +15,7 @@ from ccr_fast.config import Config, demo_config, load_config
 from ccr_fast.observe.log import setup_logging
 from ccr_fast.server.app import App
 from ccr_fast.server.gateway import Gateway
+from ccr_fast.state.shared import ENV_SEGMENT, SharedState
 from ccr_fast.upstream.aiohttp_transport import AiohttpTransport
 
 Interface = Literal["asgi", "rsgi"]
@@ -35,7 +36,9 @@ def create_app() -> App:
     config = worker_config()
     setup_logging(config.log_level, access=config.log)
     transport = AiohttpTransport(pool_size=config.upstream_pool_size)
-    return App(Gateway(config, transport))
+    segment = os.environ.get(ENV_SEGMENT)
+    state = SharedState.attach(segment) if segment else SharedState.local()
+    return App(Gateway(config, transport, state))
 
 
 def serve(
@@ -59,6 +62,9 @@ def serve(
         if config_path:
             os.environ[ENV_CONFIG] = config_path
     kill_timeout = max(1, round(config.shutdown_timeout_ms / 1000))
+    # shared state: created here, before Granian forks the workers, and removed when the server stops
+    state = SharedState.create()
+    os.environ[ENV_SEGMENT] = state.segment.name
     server = Server(
         "ccr_fast.server.launch:create_app",
         factory=True,
@@ -76,7 +82,11 @@ def serve(
         respawn_interval=1.0,
         workers_kill_timeout=kill_timeout,
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        state.close()
+        state.unlink()
 
 
 def _granian_level(level: str):  # type: ignore[no-untyped-def]

@@ -90,7 +90,7 @@ def add_exit_tool(body: dict[str, Any], *, endpoint: Endpoint) -> None:
     if not isinstance(tools, list) or not tools:
         return
     if any(isinstance(tool, dict) and tool.get("name") == EXIT_TOOL for tool in tools):
-        return  # already added (the same body sent again to a fallback provider)
+        return  # already added: running the hook twice over one body must not add a second one
     tools.append(orjson.loads(orjson.dumps(EXIT_TOOL_SPEC)))
     thinking = body.get("thinking")
     thinks = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")

@@ -1,0 +1,137 @@
+"""Resilience through a real server (two workers, shared breaker state): failover, breakers, retries.
+
+Two mock providers play two deployments of one route: `flaky` (scripted failures, then recovery) and the
+shared healthy mock. Each test states what the client sees and how many attempts each upstream got.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from ccr_fast.mock import MockProvider, run_in_thread
+from tests.e2e.conftest import gateway_config
+from tests.servers import run_ccr_fast
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 2
+BODY = {"model": "claude-sonnet-5", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]}
+
+
+@pytest.fixture
+def flaky() -> Iterator[MockProvider]:
+    provider, stop = run_in_thread()
+    try:
+        yield provider
+    finally:
+        stop()
+
+
+def _config(mock: MockProvider, flaky: MockProvider, **extra: Any) -> dict[str, Any]:
+    cfg = gateway_config(mock.url, resilience=True, **extra)
+    cfg["Providers"].append(
+        {"name": "flaky", "api_base_url": f"{flaky.url}/v1/chat/completions", "api_key": "k", "models": ["m"]}
+    )
+    cfg["Router"]["default"] = "flaky,m"
+    return cfg
+
+
+def _chat_calls(m: MockProvider) -> int:
+    return m.stats.get("/v1/chat/completions", 0)
+
+
+def test_failing_deployment_is_routed_around_and_its_breaker_opens_then_recovers(
+    mock: MockProvider, flaky: MockProvider, tmp_path: Path
+) -> None:
+    cfg = _config(
+        mock,
+        flaky,
+        deployments={
+            "flaky,m": {
+                "strategy": "round-robin",
+                "deployments": [{"provider": "flaky"}, {"provider": "oai", "model": "gpt-test"}],
+            }
+        },
+        retry={"maxAttempts": 1},
+        circuitBreaker={"failureThreshold": 3, "timeout": "1500ms", "successThreshold": 1},
+        healthCheck={"passive": {"failureThreshold": 3, "ejectionTime": "1s"}},
+    )
+    flaky.script([{"error": {"status": 500, "message": "down"}}] * 200)
+    with run_ccr_fast(cfg, tmp_path, workers=WORKERS) as server:
+        for _ in range(24):
+            r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=10)
+            assert r.status_code == 200, r.text  # every client request succeeds
+        # the breaker (shared by both workers) opened after 3 failures: the flaky deployment stopped
+        # receiving traffic instead of getting half of the 24 requests
+        assert _chat_calls(flaky) == 3, flaky.stats
+        assert _chat_calls(mock) == 24
+        # it recovers; after the breaker's timeout a probe goes through, succeeds and closes the circuit
+        flaky.reset()
+        time.sleep(1.7)
+        for _ in range(10):
+            assert httpx.post(server.url + "/v1/messages", json=BODY, timeout=10).status_code == 200
+        assert _chat_calls(flaky) >= 4, flaky.stats  # traffic is back on the recovered deployment
+
+
+def test_429_with_retry_after_is_waited_out_not_hammered(mock: MockProvider, tmp_path: Path) -> None:
+    cfg = gateway_config(mock.url, resilience=True, retry={"maxAttempts": 3, "baseDelay": "50ms"})
+    mock.script([{"error": {"status": 429, "message": "slow down", "retry_after": 1}}, {"text": "finally"}])
+    with run_ccr_fast(cfg, tmp_path) as server:
+        started = time.monotonic()
+        r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=20)
+        waited = time.monotonic() - started
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["text"] == "finally"
+    assert _chat_calls(mock) == 2  # one 429, one success: no burst of retries
+    assert waited >= 0.9  # the retry honoured retry-after (a lower bound, never flaky)
+
+
+def test_retries_exhausted_tell_the_client_not_to_retry(mock: MockProvider, tmp_path: Path) -> None:
+    cfg = gateway_config(
+        mock.url, resilience=True, retry={"maxAttempts": 3, "baseDelay": "20ms", "jitter": False}
+    )
+    mock.script([{"error": {"status": 503, "message": "unavailable"}}] * 3)
+    with run_ccr_fast(cfg, tmp_path) as server:
+        r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=20)
+    assert r.status_code == 529
+    assert r.json()["error"]["type"] == "overloaded_error"
+    assert r.headers["x-should-retry"] == "false"
+    assert _chat_calls(mock) == 3
+
+
+def test_stream_dying_after_first_bytes_is_not_retried(mock: MockProvider, tmp_path: Path) -> None:
+    cfg = gateway_config(mock.url, resilience=True)
+    mock.script(
+        [{"text": "one two three four five six", "chunks": 6, "fail_after_chunks": 2}, {"text": "dup"}]
+    )
+    with run_ccr_fast(cfg, tmp_path) as server:
+        client = anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0)
+        texts: list[str] = []
+        with pytest.raises(anthropic.APIStatusError), client.messages.stream(**BODY) as stream:  # type: ignore[arg-type]
+            for event in stream:
+                if event.type == "text":
+                    texts.append(event.text)
+    assert "".join(texts) and "dup" not in "".join(texts)
+    assert _chat_calls(mock) == 1  # after the first byte nothing is retried
+
+
+def test_fallback_list_serves_when_the_route_fails(
+    mock: MockProvider, flaky: MockProvider, tmp_path: Path
+) -> None:
+    """CCR v2 `fallback`: the default route fails, the next route in the scenario's list answers."""
+    cfg = _config(mock, flaky, fallback={"default": ["oai,gpt-test"]}, retry={"maxAttempts": 1})
+    flaky.script([{"error": {"status": 502, "message": "bad gateway"}}])
+    mock.script([{"text": "from the fallback"}])
+    with run_ccr_fast(cfg, tmp_path) as server:
+        r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["text"] == "from the fallback"
+    assert _chat_calls(flaky) == 1 and _chat_calls(mock) == 1
+    assert mock.requests[-1]["body"]["model"] == "gpt-test"
