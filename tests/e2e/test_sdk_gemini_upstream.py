@@ -1,4 +1,4 @@
-"""The anthropic SDK through ccr-fast to the mock's native Gemini API (generateContent / streamGenerateContent)."""
+"""The anthropic SDK through ccr-fast to the mock's native Gemini API (generate and stream)."""
 
 from __future__ import annotations
 
