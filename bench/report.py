@@ -591,6 +591,8 @@ _METHOD = """\
   `stream: true`, generated from a fixed seed (`bench/bodies.py`). Requests carry Claude Code's headers.
 - **Closed loop** for throughput only: wrk with a Lua script that POSTs the body; a 1 s warm-up per system
   and scenario, then rounds interleaved across systems. Non-2xx answers and socket errors are counted.
+- **Quiet gate.** These machines are shared. {quiet_gate} The share of the machine other processes took
+  during each run is recorded (the "other processes" figure in the summary).
 - **Open loop** for latency, TTFT and gaps: request *i* is due at *t0 + i/rate*; a request that finds no
   idle connection opens a new one; 20 unrecorded warm-up requests go first. Before any timing, every system
   answers one request per scenario and the answer is checked (status, reply text, number of chunks); a
@@ -684,7 +686,15 @@ def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
     lines += [_MEMORY, *_memory_section(results), ""]
     lines += [_MICRO, *_micro_section(results), ""]
     ccr_version = results.get("versions", {}).get("claude_code_router") or "2.0.0"
-    lines += [_METHOD.format(ccr_version=ccr_version, layout=layout), *_machine_lines(results)]
+    quiet_wait = options.get("quiet_wait") or 0
+    quiet_gate = (
+        f"Before each timed run the script waits (at most {quiet_wait:g} s) for a half-second window in "
+        "which other processes use at most 10% of the machine."
+        if quiet_wait
+        else "This run did not wait for quiet moments."
+    )
+    method = _METHOD.format(ccr_version=ccr_version, layout=layout, quiet_gate=quiet_gate)
+    lines += [method, *_machine_lines(results)]
     lines += _skipped_lines(results)
     lines += ["", "## Profiling notes", ""]
     if results.get("profile"):

@@ -56,6 +56,9 @@ from ccr_fast.mock import run_in_thread
 RESULTS_DIR = REPO / "bench" / "results"
 DOCS_PATH = REPO / "docs" / "benchmarks.md"
 SYSTEMS = ("direct", "ccr-fast", "ccr")
+#: a run starts once other processes used at most this share of the machine over one window
+QUIET_SHARE = 0.10
+QUIET_WINDOW_S = 0.5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,12 +69,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--systems", default=",".join(SYSTEMS), help="comma-separated subset of: " + ", ".join(SYSTEMS)
     )
-    parser.add_argument("--duration", type=float, help="seconds per throughput run (default 5; quick 2)")
+    parser.add_argument("--duration", type=float, help="seconds per throughput run (default 4; quick 2)")
     parser.add_argument(
         "--rounds", type=int, help="interleaved rounds of throughput runs (default 3; quick 1)"
     )
     parser.add_argument(
-        "--latency-duration", type=float, help="seconds per open-loop run (default 8; quick 3)"
+        "--latency-duration",
+        type=float,
+        help="seconds per open-loop run, latency and streams (default 6; quick 3)",
     )
     parser.add_argument("--latency-rounds", type=int, help="rounds of open-loop runs (default 2; quick 1)")
     parser.add_argument(
@@ -88,6 +93,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="sample a ccr-fast worker with py-spy under load"
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        help="seconds a run may wait for other processes to quieten down (default 5; quick 2)",
+    )
     parser.add_argument("--no-micro", action="store_true", help="skip the micro benchmarks")
     parser.add_argument(
         "--no-docs", action="store_true", help="write the JSON only, leave docs/benchmarks.md alone"
@@ -95,11 +105,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
-        "duration": (5.0, 2.0),
+        "duration": (4.0, 2.0),
         "rounds": (3, 1),
-        "latency_duration": (8.0, 3.0),
+        "latency_duration": (6.0, 3.0),
         "latency_rounds": (2, 1),
         "cold_starts": (3, 1),
+        "quiet_wait": (5.0, 2.0),
     }
     for name, (full, short) in defaults.items():
         if getattr(args, name) is None:
@@ -325,6 +336,23 @@ class Bench:
         servers = [*self.servers.values(), *self.mocks.values()]
         return peers.ForeignCpu(lambda: [s.proc.pid for s in servers])
 
+    def _quiet_start(self) -> tuple[peers.ForeignCpu, float]:
+        """Wait (at most ``--quiet-wait`` seconds) for a moment when other processes leave the machine
+        nearly idle, then start metering; every system gets the same gate. Returns the meter and the wait.
+
+        The machines are shared and other work arrives in bursts; starting a run in a burst would hand
+        that system a noisy number. Waiting dodges short bursts, not sustained load, and the share of the
+        machine other processes took during each run is recorded either way.
+        """
+        started = time.monotonic()
+        deadline = started + self.args.quiet_wait
+        while time.monotonic() < deadline:
+            window = self._meter()
+            time.sleep(QUIET_WINDOW_S)
+            if window.share() <= QUIET_SHARE:
+                break
+        return self._meter(), time.monotonic() - started
+
     def throughput(self, targets: list[Target], scenario_keys: tuple[str, ...], layout_name: str) -> None:
         if self.wrk is None:
             self.results["skipped"]["throughput"] = "wrk is not available"
@@ -343,7 +371,7 @@ class Bench:
                 for target in active:
                     target.apply_layout(self._all_mocks())
                     log(f"throughput [{layout_name}] {key} {round_index + 1}/{args.rounds}: {target.key}")
-                    meter = self._meter()
+                    meter, waited = self._quiet_start()
                     try:
                         result = run_wrk(
                             self.wrk,
@@ -354,7 +382,7 @@ class Bench:
                         )
                     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
                         result = {"failed": str(exc)}
-                    result["foreign_cpu"] = meter.share()
+                    result.update(foreign_cpu=meter.share(), waited_s=waited)
                     self.results["throughput"].setdefault(key, {}).setdefault(target.key, []).append(result)
 
     def open_loop_phase(
@@ -375,16 +403,16 @@ class Bench:
                     continue
                 target.apply_layout(self._all_mocks(), layout)
                 log(f"{section} {scenario.key} {round_index + 1}/{args.latency_rounds}: {target.key}")
-                meter = self._meter()
+                meter, waited = self._quiet_start()
                 run = uvloop.run(
                     open_loop(request, rate=rate, duration=args.latency_duration, stream=scenario.stream)
                 )
-                result = {**summarize_run(run), "foreign_cpu": meter.share()}
+                result = {**summarize_run(run), "foreign_cpu": meter.share(), "waited_s": waited}
                 self.results[section].setdefault(scenario.key, {}).setdefault(target.key, []).append(result)
                 if back_to_back_s:
-                    meter = self._meter()
+                    meter, waited = self._quiet_start()
                     run = uvloop.run(back_to_back(request, duration=back_to_back_s, stream=scenario.stream))
-                    result = {**summarize_run(run), "foreign_cpu": meter.share()}
+                    result = {**summarize_run(run), "foreign_cpu": meter.share(), "waited_s": waited}
                     section_b2b = self.results[f"{section}_back_to_back"]
                     section_b2b.setdefault(scenario.key, {}).setdefault(target.key, []).append(result)
 

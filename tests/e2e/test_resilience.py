@@ -135,3 +135,31 @@ def test_fallback_list_serves_when_the_route_fails(
     assert r.json()["content"][0]["text"] == "from the fallback"
     assert _chat_calls(flaky) == 1 and _chat_calls(mock) == 1
     assert mock.requests[-1]["body"]["model"] == "gpt-test"
+
+
+def test_active_health_probes_take_a_dead_deployment_out_of_rotation(
+    mock: MockProvider, tmp_path: Path
+) -> None:
+    cfg = gateway_config(
+        mock.url,
+        resilience=True,
+        deployments={
+            "dead,m": {
+                "strategy": "round-robin",
+                "deployments": [{"provider": "dead"}, {"provider": "oai", "model": "gpt-test"}],
+            }
+        },
+        healthCheck={"passive": False, "active": {"interval": "1s", "timeout": "1s", "failureThreshold": 1}},
+        circuitBreaker=False,
+    )
+    cfg["Router"]["default"] = "dead,m"
+    with run_ccr_fast(cfg, tmp_path, workers=2) as server:
+        deadline = time.monotonic() + 10
+        while "health probe of dead,m failed" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "health probe of dead,m failed" in server.log()
+        before = server.log().count("(failover)")
+        for _ in range(6):
+            assert httpx.post(server.url + "/v1/messages", json=BODY, timeout=10).status_code == 200
+        # marked down by the probe: no request was sent to it first (none needed a failover)
+        assert server.log().count("(failover)") == before

@@ -22,6 +22,9 @@ Signatures are handed out with ``SIGNATURE_PREFIX`` in front.  A client routed b
 keeps both kinds in one history; the prefix (``:`` never occurs in base64) tells a Gemini signature from an
 Anthropic one, so each provider is only ever sent the signatures it made itself.
 
+**Google Search grounding.**  ``groundingMetadata`` (the queries Gemini ran and the pages it used) becomes
+Anthropic's ``server_tool_use`` + ``web_search_tool_result`` blocks (``server_tools``).
+
 **Function names.**  Gemini requires a function name to start with a letter or an underscore, Anthropic
 allows a digit or ``-`` first.  ``to_gemini_name`` puts ``_`` in front of such names, and of names that
 already have that shape behind leading underscores, so ``from_gemini_name`` can undo it exactly.
@@ -37,6 +40,7 @@ import orjson
 
 from ccr_fast.protocol.anthropic_ids import new_message_id, to_anthropic_tool_id
 from ccr_fast.protocol.errors import GatewayError, from_upstream
+from ccr_fast.protocol.server_tools import findings_from_grounding, search_blocks, search_usage
 
 __all__ = [
     "SIGNATURE_PREFIX",
@@ -338,13 +342,21 @@ def gemini_to_anthropic(body: Mapping[str, Any], *, model: str, message_id: str 
             assembler.add_part(part)
     assembler.finish()
     finish_reason = candidate.get("finishReason") if candidate is not None else None
+    content = assembler.content
+    usage: JSONDict = anthropic_usage(body.get("usageMetadata"))
+    search = findings_from_grounding(candidate.get("groundingMetadata") if candidate is not None else None)
+    if search:
+        # where Anthropic puts them: after the leading thinking, before the answer
+        at = next((i for i, block in enumerate(content) if block["type"] != "thinking"), len(content))
+        content[at:at] = search_blocks(search)
+        usage["server_tool_use"] = search_usage(search)
     return {
         "id": message_id or new_message_id(),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": assembler.content,
+        "content": content,
         "stop_reason": stop_reason_for(finish_reason, tool_calls=assembler.tool_calls > 0, blocked=blocked),
         "stop_sequence": None,
-        "usage": anthropic_usage(body.get("usageMetadata")),
+        "usage": usage,
     }

@@ -16,7 +16,9 @@ Gemini has no end marker: the final chunk carries ``finishReason`` and the compl
 the connection ends.  Usage and the finish reason are therefore remembered, and the single ``message_delta``
 goes out from ``close()`` at end of stream.  An ``{"error": ...}`` chunk ends the stream with an Anthropic
 ``error`` event and no ``message_stop``.  A prompt Gemini blocked (``promptFeedback.blockReason`` and no
-candidates) ends normally with stop reason ``refusal`` and no content.
+candidates) ends normally with stop reason ``refusal`` and no content.  Google Search grounding
+(``groundingMetadata``, usually on the last chunks) is collected and sent as ``server_tool_use`` +
+``web_search_tool_result`` blocks after the last content block (``server_tools``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ccr_fast.protocol.gemini_response import (
     gemini_error,
     stop_reason_for,
 )
+from ccr_fast.protocol.server_tools import WebSearchFindings, search_events, search_usage
 
 __all__ = ["GeminiStreamTranslator"]
 
@@ -99,6 +102,11 @@ class _EventAssembler(BlockAssembler):
         self._delta({"type": "input_json_delta", "partial_json": orjson.dumps(arguments).decode()})
         self.out.append(_frame(b"content_block_stop", {"type": "content_block_stop", "index": self._index}))
 
+    def web_search(self, findings: WebSearchFindings) -> None:
+        """Complete search blocks after the last one (no block is open)."""
+        self.out.append(search_events(self._index + 1, findings))
+        self._index += 2
+
     def _start(self, content_block: JSONDict) -> None:
         start = {"type": "content_block_start", "index": self._index, "content_block": content_block}
         self.out.append(_frame(b"content_block_start", start))
@@ -130,6 +138,7 @@ class GeminiStreamTranslator:
         self._started = False
         self._finish_reason: str | None = None
         self._blocked = False
+        self._search = WebSearchFindings()
 
     # --- public API -------------------------------------------------------------------------------------
 
@@ -185,6 +194,7 @@ class GeminiStreamTranslator:
             return
         for part in candidate_parts(candidate):
             self._blocks.add_part(part)
+        self._search.add_grounding(candidate.get("groundingMetadata"))
         finish_reason = candidate.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
             self._finish_reason = finish_reason
@@ -209,13 +219,17 @@ class GeminiStreamTranslator:
         """End of stream: close the open block, then one message_delta and message_stop."""
         self._start_message()
         self._blocks.finish()
+        usage: JSONDict = self.usage
+        if self._search:
+            self._blocks.web_search(self._search)
+            usage = {**usage, "server_tool_use": search_usage(self._search)}
         self.stop_reason = stop_reason_for(
             self._finish_reason, tool_calls=self._blocks.tool_calls > 0, blocked=self._blocked
         )
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-            "usage": self.usage,
+            "usage": usage,
         }
         self._blocks.out.append(_frame(b"message_delta", delta))
         self._blocks.out.append(_frame(b"message_stop", {"type": "message_stop"}))

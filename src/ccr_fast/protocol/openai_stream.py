@@ -17,6 +17,11 @@ OpenAI streams do not keep those rules, so the translator holds a queue of *defe
 * Whitespace-only text with no text block open is held back and only emitted in front of real text, so a
   model's stray ``"\\n\\n"`` before its tool calls does not produce an empty-looking text block.
 
+Web search citations (``delta.annotations``, OpenAI's search models and OpenRouter's web plugin) arrive with
+or after the text they support; they are collected and sent as ``server_tool_use`` +
+``web_search_tool_result`` blocks after the last content block (``server_tools``), since a block cannot be
+inserted in front of text that was already streamed.
+
 Usage and the finish reason are remembered, never emitted on arrival: servers put usage on the finish chunk,
 on a separate ``choices: []`` chunk, on every chunk cumulatively or in ``x_groq.usage``, sometimes followed
 by an empty chunk.  The single ``message_delta`` goes out at ``[DONE]`` (or end of stream) with the last
@@ -43,6 +48,7 @@ from ccr_fast import _speedups
 from ccr_fast.protocol.anthropic_ids import new_message_id, to_anthropic_tool_id
 from ccr_fast.protocol.errors import error_event
 from ccr_fast.protocol.openai_response import anthropic_usage, content_text, openai_error, stop_reason_for
+from ccr_fast.protocol.server_tools import WebSearchFindings, search_events, search_usage
 
 __all__ = ["Implementation", "OpenAIStreamTranslator"]
 
@@ -158,6 +164,7 @@ class OpenAIStreamTranslator:
         self._finish_reason: str | None = None
         self._refused = False
         self._upstream_usage: Mapping[str, Any] | None = None
+        self._search = WebSearchFindings()
 
     # --- public API -------------------------------------------------------------------------------------
 
@@ -270,6 +277,7 @@ class OpenAIStreamTranslator:
         if isinstance(refusal, str) and refusal:
             self._refused = True
             self._text(refusal)
+        self._search.add_annotations(delta.get("annotations"))
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for call in calls:
@@ -501,13 +509,18 @@ class OpenAIStreamTranslator:
             block = self._queue.popleft()
             self._begin(block)
             self._close_open()
+        usage: JSONDict = self.usage
+        if self._search:
+            self._out.append(search_events(self._next_index, self._search))
+            self._next_index += 2
+            usage = {**usage, "server_tool_use": search_usage(self._search)}
         self.stop_reason = stop_reason_for(
             self._finish_reason, tool_calls=self._tool_calls > 0, refusal=self._refused
         )
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-            "usage": self.usage,
+            "usage": usage,
         }
         self._out.append(_frame(b"message_delta", delta))
         self._out.append(_frame(b"message_stop", {"type": "message_stop"}))

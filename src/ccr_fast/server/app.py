@@ -10,12 +10,14 @@ receive() / client_disconnect() ourselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.server.gateway import Gateway, new_request_id
+from ccr_fast.server.health_probes import run_active_probes
 from ccr_fast.server.http import CLIENT_CLOSED, Request, Response, error_response
 
 log = logging.getLogger("ccr_fast.app")
@@ -48,6 +50,20 @@ async def _finish_stream(stream: AsyncIterator[bytes]) -> None:
 class App:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._background: list[asyncio.Task[None]] = []
+
+    def _start_background(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Per-worker background work (active health probes), started once the loop runs."""
+        if not self._background:
+            self._background.append(loop.create_task(run_active_probes(self.gateway)))
+
+    async def _stop_background(self) -> None:
+        tasks, self._background = self._background, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -61,8 +77,10 @@ class App:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
+                self._start_background(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                await self._stop_background()
                 await self.gateway.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -105,10 +123,11 @@ class App:
 
     # ------------------------------------------------------------------ RSGI
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        return None
+        self._start_background(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
+            loop.run_until_complete(self._stop_background())
             loop.run_until_complete(self.gateway.aclose())
         except Exception:
             log.debug("error closing upstream pools", exc_info=True)
