@@ -56,6 +56,7 @@ PARENT = """
 import signal, subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 signal.signal(signal.SIGTERM, lambda *_: (child.terminate(), child.wait(), sys.exit(0)))
+print("ready", flush=True)
 time.sleep(60)
 """
 
@@ -65,7 +66,7 @@ def test_spawned_tree_memory_and_stop(tmp_path: Path) -> None:
     server = spawn("parent", [sys.executable, "-c", PARENT], port=0, workdir=tmp_path, cpus=cpus)
     try:
         deadline = time.monotonic() + 10
-        while len(server.pids()) < 2 and time.monotonic() < deadline:
+        while "ready" not in server.tail() and time.monotonic() < deadline:
             time.sleep(0.01)
         tree = server.pids()
         assert tree[0] == server.proc.pid and len(tree) == 2

@@ -163,3 +163,27 @@ def test_active_health_probes_take_a_dead_deployment_out_of_rotation(
             assert httpx.post(server.url + "/v1/messages", json=BODY, timeout=10).status_code == 200
         # marked down by the probe: no request was sent to it first (none needed a failover)
         assert server.log().count("(failover)") == before
+
+
+def test_admin_endpoints_view_force_open_and_reset(mock: MockProvider, tmp_path: Path) -> None:
+    cfg = gateway_config(mock.url, resilience=True, fallback={"default": ["anth,claude-upstream"]})
+    with run_ccr_fast(cfg, tmp_path, workers=2) as server:
+        listed = httpx.get(server.url + "/api/circuits").json()["deployments"]
+        assert listed["oai,gpt-test"]["circuit"]["state"] == "closed"
+        r = httpx.post(server.url + "/api/circuits/open", json={"name": "oai,gpt-test"})
+        assert r.status_code == 200 and r.json()["circuit"]["state"] == "open"
+        # forced open in one worker holds in all: the default route now goes to the fallback
+        mock.script([{"text": "fallback"}] * 4)
+        for _ in range(4):
+            r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=10)
+            assert r.status_code == 200
+        assert all(req["path"] == "/v1/messages" for req in mock.requests)
+        httpx.post(server.url + "/api/circuits/reset", json={"name": "oai,gpt-test"})
+        mock.script([{"text": "back"}])
+        assert (
+            httpx.post(server.url + "/v1/messages", json=BODY, timeout=10).json()["content"][0]["text"]
+            == "back"
+        )
+        assert mock.requests[-1]["path"] == "/v1/chat/completions"
+        missing = httpx.post(server.url + "/api/circuits/open", json={"name": "nope,x"})
+        assert missing.status_code == 404

@@ -108,7 +108,7 @@ class RateLimitConfig:
     #: limits on every API key, and per key id (each replaces the matching default)
     per_key: Limits = Limits()
     key_overrides: Mapping[str, Limits] = field(default_factory=lambda: _EMPTY)
-    #: provider name -> the upstream's own limits, kept by waiting in the queue
+    #: provider name, or "provider,model" for one model of it -> the upstream's own limits, kept by waiting
     providers: Mapping[str, Limits] = field(default_factory=lambda: _EMPTY)
 
     @property
@@ -293,7 +293,7 @@ def _rate_limit(reader: Reader, value: object, known: frozenset[str] | None) -> 
     providers_path = child(path, "providers")
     for name, entry in reader.table(providers_path, section.get("providers")).items():
         entry_path = child(providers_path, name)
-        _check_provider(reader, entry_path, name, known)
+        _check_provider(reader, entry_path, name.partition(",")[0].strip(), known)
         providers[name], _ = _limits(reader, entry_path, entry, "tokensPerMinute")
 
     return RateLimitConfig(
@@ -325,8 +325,8 @@ def _levels(reader: Reader, path: str, value: object) -> tuple[str, ...]:
         reader.error(path, "expected a non-empty list of level names, highest first")
         return default
     levels = tuple(e.strip() for e in entries)
-    if len(set(levels)) != len(levels):
-        reader.error(path, "level names must be unique")
+    if len({level.lower() for level in levels}) != len(levels):
+        reader.error(path, "level names must be unique (the header is matched ignoring case)")
         return default
     return levels
 

@@ -17,6 +17,7 @@ from ccr_fast.config import Config, redact
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.resilience import InProcessStore, Resilience, ResilienceConfig, StateStore
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
+from ccr_fast.server.admin import list_circuits, open_circuit, reset_circuit
 from ccr_fast.server.auth import ApiKeyAuth, is_public
 from ccr_fast.server.chat_completions import handle_chat_completions
 from ccr_fast.server.client_ip import ClientAddress
@@ -69,6 +70,9 @@ class Gateway:
             ("HEAD", "/health"): _health,
             ("GET", "/api/config"): _get_config,
             ("GET", "/api/transformers"): _get_transformers,
+            ("GET", "/api/circuits"): list_circuits,
+            ("POST", "/api/circuits/reset"): reset_circuit,
+            ("POST", "/api/circuits/open"): open_circuit,
         }
         self._paths = {path for _, path in self._routes}
 

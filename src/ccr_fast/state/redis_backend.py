@@ -514,14 +514,18 @@ def from_config(
     if section is not None and not isinstance(section, Mapping):
         errors.append(Problem(redis_path, f"expected an object, got {describe(section)}"))
     elif section is not None or backend == "redis":
-        settings = _read_redis(section or {}, redis_path, errors, warnings)
+        settings = _read_redis(section or {}, redis_path, backend == "redis", errors, warnings)
     if errors:
         raise ConfigError(errors)
     return settings if backend == "redis" else None
 
 
 def _read_redis(
-    section: Mapping[str, Any], path: str, errors: list[Problem], warnings: list[Problem] | None
+    section: Mapping[str, Any],
+    path: str,
+    needed: bool,
+    errors: list[Problem],
+    warnings: list[Problem] | None,
 ) -> RedisSettings:
     if warnings is not None:
         warnings.extend(
@@ -530,7 +534,7 @@ def _read_redis(
             if key not in _REDIS_KEYS
         )
     defaults = RedisSettings(url="")
-    url = _read_url(section.get("url"), child(path, "url"), errors)
+    url = _read_url(section.get("url"), child(path, "url"), needed, errors)
     prefix = section.get("prefix", defaults.prefix)
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
         errors.append(
@@ -555,11 +559,14 @@ def _read_redis(
     return RedisSettings(url=url, prefix=prefix, fail_mode=fail_mode, timeout_ms=timeout_ms, lease_size=lease)
 
 
-def _read_url(value: object, path: str, errors: list[Problem]) -> str:
+def _read_url(value: object, path: str, needed: bool, errors: list[Problem]) -> str:
     if value is None or value == "":
-        errors.append(
-            Problem(path, 'missing; required when State.backend is "redis" (e.g. "redis://10.0.0.5:6379/0")')
-        )
+        if needed:
+            errors.append(
+                Problem(
+                    path, 'missing; required when State.backend is "redis" (e.g. "redis://10.0.0.5:6379/0")'
+                )
+            )
         return ""
     if not isinstance(value, str):
         errors.append(Problem(path, f"expected a string, got {describe(value, secret=True)}"))
