@@ -41,12 +41,13 @@ PLAIN = OpenAIDialect()
 OPENROUTER = OpenAIDialect(thinking_param="openrouter", reasoning_out="reasoning_details")
 DEEPSEEK = OpenAIDialect(reasoning_out="reasoning_content", max_tokens_cap=8192)
 
-WEB_SEARCH = {
+LOCATION = {"type": "approximate", "city": "Berlin", "country": "DE", "timezone": "Europe/Berlin"}
+WEB_SEARCH: dict[str, Any] = {
     "type": "web_search_20250305",
     "name": "web_search",
     "max_uses": 3,
     "allowed_domains": ["python.org", "", 7],
-    "user_location": {"type": "approximate", "city": "Berlin", "country": "DE", "timezone": "Europe/Berlin"},
+    "user_location": LOCATION,
 }
 WEB_FETCH = {"type": "web_fetch_20250910", "name": "web_fetch"}
 BASH = {"type": "bash_20250124", "name": "bash"}
@@ -185,7 +186,7 @@ def test_find_web_search_reads_its_settings() -> None:
     assert find_web_search([READ, WEB_FETCH, WEB_SEARCH]) == WebSearchTool(
         max_uses=3,
         allowed_domains=("python.org",),
-        user_location=WEB_SEARCH["user_location"],
+        user_location=LOCATION,
     )
     assert find_web_search([READ, WEB_FETCH]) is None
     assert find_web_search("tools") is None

@@ -137,7 +137,21 @@ async def _get_config(gw: Gateway, req: Request) -> Response:
 
 
 async def _get_transformers(gw: Gateway, req: Request) -> Response:
-    return json_response({"transformers": describe_transformers()})
+    listed = describe_transformers()
+    for name, plugin in gw.plans.plugins.items():
+        endpoint = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}.get(
+            plugin.cls.endpoint or ""
+        )
+        listed.append(
+            {
+                "name": name,
+                "endpoint": endpoint,
+                "description": plugin.cls.describe(),
+                "available": True,
+                "plugin": plugin.source,
+            }
+        )
+    return json_response({"transformers": listed})
 
 
 async def _count_tokens(gw: Gateway, req: Request) -> Response:

@@ -182,6 +182,11 @@ class PlanCache:
         self._plans: dict[tuple[str, str, str | None], Plan] = {}
         self._plugins = load_plugins(config.transformers)
 
+    @property
+    def plugins(self) -> Mapping[str, Plugin]:
+        """The config's plugin transformers by name."""
+        return self._plugins
+
     def get(self, provider: ProviderConfig, model: str, *, api_key: str | None = None) -> Plan:
         """The plan for ``model`` at ``provider``; ``api_key`` overrides the provider's key (key pools)."""
         key = (provider.name, model, api_key)
