@@ -45,6 +45,8 @@ _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 #: bounds of a rate's count: below one per 1000 periods is a mistake, and the GCRA steps must fit in 62 bits
 _MIN_COUNT: Final = 0.001
 _MAX_COUNT: Final = 1e9
+_DEFAULT_HEADER: Final = "x-ccr-priority"
+_DEFAULT_LEVELS: Final = ("high", "normal", "low")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,9 @@ class Limits:
     def overridden_by(self, other: Limits) -> Limits:
         """These limits with every limit ``other`` sets replaced by ``other``'s."""
         return Limits(
-            other.per_second or self.per_second, other.per_minute or self.per_minute, other.tokens or self.tokens
+            other.per_second or self.per_second,
+            other.per_minute or self.per_minute,
+            other.tokens or self.tokens,
         )
 
 
@@ -165,9 +169,9 @@ class QueueConfig:
     max_size: int = 1000
     #: seconds a request may wait
     timeout: float = 30.0
-    priority_header: str = "x-ccr-priority"
+    priority_header: str = _DEFAULT_HEADER
     #: priority levels, highest first
-    levels: tuple[str, ...] = ("high", "normal", "low")
+    levels: tuple[str, ...] = _DEFAULT_LEVELS
     default_level: str = "normal"
     #: API key id -> the highest level its requests may ask for (and get without asking)
     key_priorities: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
@@ -192,7 +196,7 @@ class AdmissionConfig:
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> AdmissionConfig:
-        """Read ``RateLimit`` and ``Queue`` from the raw config; raises ``ConfigError`` listing all problems."""
+        """Read ``RateLimit`` and ``Queue`` from the raw config; ``ConfigError`` lists every problem."""
         reader = Reader()
         known = _provider_names(raw)
         rate_limit = _rate_limit(reader, raw.get("RateLimit"), known)
@@ -317,7 +321,7 @@ def _route(reader: Reader, path: str, value: object, known: frozenset[str] | Non
 
 
 def _levels(reader: Reader, path: str, value: object) -> tuple[str, ...]:
-    default = QueueConfig.levels
+    default = _DEFAULT_LEVELS
     entries = reader.sequence(path, value, "a list of level names, highest first")
     if value is None:
         return default
@@ -345,7 +349,9 @@ def _backpressure(reader: Reader, value: object, known: frozenset[str] | None) -
     section = reader.section(path, value, ["threshold", "action", "redirectTo", "delayMs"])
     if section is None:
         return None
-    threshold = reader.number(child(path, "threshold"), section.get("threshold"), 0.8, 0.0, 1.0, FRACTION_HINT)
+    threshold = reader.number(
+        child(path, "threshold"), section.get("threshold"), 0.8, 0.0, 1.0, FRACTION_HINT
+    )
     if threshold == 0.0:
         reader.error(child(path, "threshold"), "must be more than 0" + FRACTION_HINT)
         threshold = 0.8
@@ -376,7 +382,7 @@ def _queue(reader: Reader, value: object, known: frozenset[str] | None) -> Queue
     max_size = reader.integer(child(path, "maxSize"), section.get("maxSize"), 1000, 1)
     timeout_ms = reader.integer(child(path, "timeoutMs"), section.get("timeoutMs"), 30000, 1)
 
-    header = QueueConfig.priority_header
+    header = _DEFAULT_HEADER
     header_value = reader.text(child(path, "priorityHeader"), section.get("priorityHeader"))
     if header_value is not None:
         if _HEADER_NAME.fullmatch(header_value.strip().lower()):
@@ -393,11 +399,15 @@ def _queue(reader: Reader, value: object, known: frozenset[str] | None) -> Queue
         key_priorities[key_id] = _level(reader, child(key_path, key_id), level, levels, default_level)
 
     overflow_path = child(path, "overflow")
-    overflow = reader.choice(overflow_path, section.get("overflow"), Overflow.QUEUE, {o.value: o for o in Overflow})
+    overflow = reader.choice(
+        overflow_path, section.get("overflow"), Overflow.QUEUE, {o.value: o for o in Overflow}
+    )
     spill_path = child(path, "spilloverProviders")
     spillover = tuple(
         route
-        for index, entry in enumerate(reader.sequence(spill_path, section.get("spilloverProviders"), "a list"))
+        for index, entry in enumerate(
+            reader.sequence(spill_path, section.get("spilloverProviders"), "a list")
+        )
         if (route := _route(reader, child(spill_path, index), entry, known)) is not None
     )
     if overflow is Overflow.SPILLOVER and not spillover:

@@ -19,12 +19,20 @@ and a request without token budgets returns the shared no-op ticket without touc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ccr_fast.admission.config import AdmissionConfig, Overflow, PressureAction
 from ccr_fast.admission.ipfilter import IPRules, Verdict
-from ccr_fast.admission.limits import NOOP_TICKET, Pace, Refusal, Scope, SharedLimits, Ticket, reserved, retry_after
+from ccr_fast.admission.limits import (
+    NOOP_TICKET,
+    Pace,
+    Refusal,
+    Scope,
+    SharedLimits,
+    Ticket,
+    reserved,
+    retry_after,
+)
 from ccr_fast.admission.queue import Clock, MonotonicClock, QueueDepth, QueueFull, QueueTimeout, WaitQueue
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.state.shared import SharedState
@@ -120,7 +128,9 @@ class AdmissionController:
         queue = config.queue
         self._level_ranks = {level.lower(): rank for rank, level in enumerate(queue.levels)}
         self._default_rank = queue.levels.index(queue.default_level)
-        self._key_ranks = {key_id: queue.levels.index(level) for key_id, level in queue.key_priorities.items()}
+        self._key_ranks = {
+            key_id: queue.levels.index(level) for key_id, level in queue.key_priorities.items()
+        }
         self._queue: WaitQueue | None = None
         if self._providers:
             depth = QueueDepth(state.table, state.claim_worker_slot())
@@ -205,9 +215,9 @@ class AdmissionController:
         """
         budgets = self._budgets(ctx)
         lane = self._lane(ctx)
-        scope = None if lane is None else self._providers[lane]
-        if lane is None or scope is None:
+        if lane is None:
             return NOOP_TICKET if not budgets else Ticket(self._limits, self._clock.now_ns, budgets=budgets)
+        scope = self._providers[lane]
         queue = self._queue
         assert queue is not None  # built whenever a provider has limits
         config = self.config.queue
@@ -238,13 +248,13 @@ class AdmissionController:
         base = self._limits.slot(scope.prefix)
         if base is None:
             return Ticket(self._limits, self._clock.now_ns, budgets=budgets)
-        refusal = None
-        if not queue.waiting(lane):
+        # nobody queues in reject mode; otherwise a newcomer never overtakes the requests already waiting here
+        if config.overflow is Overflow.REJECT or not queue.waiting(lane):
             refusal = self._limits.admit(scope, base, self._clock.now_ns(), tokens)
             if refusal is None:
                 return self._ticket(scope, base, budgets, tokens)
-        if config.overflow is Overflow.REJECT:
-            raise _rate_limited(refusal or scope.refusal(scope.requests[0], _drain_ns(scope, 1, tokens)))
+            if config.overflow is Overflow.REJECT:
+                raise _rate_limited(refusal)
         if config.overflow is Overflow.SPILLOVER:
             for route in config.spillover:
                 ticket = self._elsewhere(route, budgets, tokens)
@@ -294,18 +304,25 @@ class AdmissionController:
         return tuple(found)
 
     def _ticket(
-        self, scope: Scope, base: int, budgets: tuple[tuple[int, Pace], ...], tokens: int, **extra: float | str
+        self,
+        scope: Scope,
+        base: int,
+        budgets: tuple[tuple[int, Pace], ...],
+        tokens: int,
+        *,
+        route: str | None = None,
+        waited: float = 0.0,
     ) -> Ticket:
+        """The ticket of a request ``admit`` let through on ``scope``, holding its token reservation."""
         pace = scope.tokens
-        if pace is None:
-            return Ticket(self._limits, self._clock.now_ns, budgets=budgets, **extra)  # type: ignore[arg-type]
         return Ticket(
             self._limits,
             self._clock.now_ns,
             budgets=budgets,
-            provider=(base, pace),
-            reserved_tokens=reserved(pace, tokens),
-            **extra,  # type: ignore[arg-type]
+            provider=None if pace is None else (base, pace),
+            reserved_tokens=0 if pace is None else reserved(pace, tokens),
+            route=route,
+            waited=waited,
         )
 
     def _elsewhere(self, route: str, budgets: tuple[tuple[int, Pace], ...], tokens: int) -> Ticket | None:
@@ -323,7 +340,3 @@ class AdmissionController:
         if self._limits.admit(scope, base, self._clock.now_ns(), tokens) is not None:
             return None
         return self._ticket(scope, base, budgets, tokens, route=route)
-
-
-def _unused(_: Callable[[], None]) -> None:
-    return None

@@ -31,7 +31,16 @@ from ccr_fast.admission.config import Limits, Rate
 from ccr_fast.state.segment import AtomicWords
 from ccr_fast.state.table import KeyTable, TableFull
 
-__all__ = ["MAX_CHARGE_NS", "NOOP_TICKET", "Pace", "Refusal", "Scope", "SharedLimits", "Ticket", "retry_after"]
+__all__ = [
+    "MAX_CHARGE_NS",
+    "NOOP_TICKET",
+    "Pace",
+    "Refusal",
+    "Scope",
+    "SharedLimits",
+    "Ticket",
+    "retry_after",
+]
 
 #: a charge never pushes a budget more than a day into debt, however large the response was
 MAX_CHARGE_NS: Final = 86_400 * 10**9
@@ -120,7 +129,9 @@ class SharedLimits:
                 return scope.refusal(pace, wait)
             taken += 1
         if budget is not None and scope.reserve_tokens:
-            wait = gcra(base + budget.offset, now_ns, reserved(budget, tokens) * budget.step_ns, budget.limit_ns)
+            wait = gcra(
+                base + budget.offset, now_ns, reserved(budget, tokens) * budget.step_ns, budget.limit_ns
+            )
             if wait:
                 self._give_back(scope, base, taken)
                 return scope.refusal(budget, wait)
@@ -148,7 +159,7 @@ class SharedLimits:
 
 
 def reserved(pace: Pace, tokens: int) -> int:
-    """Tokens a reservation takes: the estimate, but never more than the bucket holds (or it could never pass)."""
+    """Tokens a reservation takes: the estimate, capped at the bucket's size (else it could never pass)."""
     return min(max(tokens, 0), pace.burst)
 
 
