@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import multiprocessing
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import redis.asyncio
@@ -106,17 +107,35 @@ async def _evalsha_calls(admin: redis.asyncio.Redis) -> int:
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
-async def _hammer(allow: Allow, start: float, deadline: float) -> int:
+class Tally(NamedTuple):
+    """What a group of clients saw."""
+
+    admitted: int
+    #: wall-clock time the first admitted call was sent (inf when none was): the window opens there
+    first: float
+    fallbacks: int = 0
+
+
+async def _hammer(allow: Allow, start: float, deadline: float) -> Tally:
     """Ask from ``start`` until ``deadline`` (wall clock, as Redis TIME), waiting as told after a refusal."""
     await asyncio.sleep(start - time.time())
-    admitted = 0
+    admitted, first = 0, math.inf
     while (left := deadline - time.time()) > 0:
+        sent = time.time()
         decision = await allow()
         if decision.allowed:
             admitted += 1
+            first = min(first, sent)
         else:
             await asyncio.sleep(min(decision.retry_after, left))
-    return admitted
+    return Tally(admitted, first)
+
+
+def _merge(tallies: Iterable[Tally]) -> Tally:
+    tallies = list(tallies)
+    return Tally(
+        sum(t.admitted for t in tallies), min(t.first for t in tallies), sum(t.fallbacks for t in tallies)
+    )
 
 
 def _client_process(
@@ -126,12 +145,12 @@ def _client_process(
     burst: int,
     window: tuple[float, float] | None,
     tasks: int,
-    results: SimpleQueue[tuple[int, int]],
+    results: SimpleQueue[Tally],
     machine: SharedState | None,
     lease_size: int,
 ) -> None:
     """A forked process with its own connection pool: ``tasks`` clients asking through ``window`` (start,
-    deadline), or one call each when it is None; puts (admitted, fallbacks)."""
+    deadline), or one call each when it is None."""
 
     async def main() -> None:
         async with RedisBackend(url, prefix=namespace, timeout_ms=PATIENT_MS) as backend:
@@ -146,10 +165,11 @@ def _client_process(
                     return leased.allow("k", rate, burst)
 
             if window:
-                counts = await asyncio.gather(*(_hammer(allow, *window) for _ in range(tasks)))
+                tally = _merge(await asyncio.gather(*(_hammer(allow, *window) for _ in range(tasks))))
             else:
-                counts = [d.allowed for d in await asyncio.gather(*(allow() for _ in range(tasks)))]
-            results.put((sum(counts), backend.fallbacks))
+                decisions = await asyncio.gather(*(allow() for _ in range(tasks)))
+                tally = Tally(sum(d.allowed for d in decisions), math.inf)
+            results.put(tally._replace(fallbacks=backend.fallbacks))
 
     asyncio.run(main())
 
@@ -165,19 +185,17 @@ def _start_clients(
     machine: SharedState | None = None,
     lease_size: int = 1,
     count: int = 2,
-) -> tuple[list[multiprocessing.process.BaseProcess], SimpleQueue[tuple[int, int]]]:
-    results: SimpleQueue[tuple[int, int]] = procs.ctx.SimpleQueue()
+) -> tuple[list[multiprocessing.process.BaseProcess], SimpleQueue[Tally]]:
+    results: SimpleQueue[Tally] = procs.ctx.SimpleQueue()
     args = (server.url, namespace, rate, burst, window, tasks, results, machine, lease_size)
     return [procs.start(_client_process, *args) for _ in range(count)], results
 
 
-def _collect(
-    processes: list[multiprocessing.process.BaseProcess], results: SimpleQueue[tuple[int, int]]
-) -> list[tuple[int, int]]:
+def _collect(processes: list[multiprocessing.process.BaseProcess], results: SimpleQueue[Tally]) -> Tally:
     for process in processes:
         process.join(timeout=60)
     assert [p.exitcode for p in processes] == [0] * len(processes)
-    return [results.get() for _ in processes]
+    return _merge(results.get() for _ in processes)
 
 
 # -- exact limits -------------------------------------------------------------------------------------
@@ -195,29 +213,28 @@ async def test_concurrent_clients_and_processes_admit_exactly_the_burst(
     decisions = await asyncio.gather(*calls)
     children = _collect(processes, results)
 
-    assert sum(d.allowed for d in decisions) + sum(n for n, _ in children) == 37
+    assert sum(d.allowed for d in decisions) + children.admitted == 37
     refused = [d.retry_after for d in decisions if not d.allowed]
     assert refused and all(990 < wait <= 1000 for wait in refused)  # one unit at 0.001/s is 1000 s away
-    assert [fallbacks for _, fallbacks in children] == [0, 0]
+    assert children.fallbacks == 0
     assert all(b.fallbacks == 0 for b in [*own_pools, shared_pool])
 
 
 async def test_a_window_admits_burst_plus_rate_times_window(
     server: RedisServer, namespace: str, backends: Callable[..., RedisBackend], procs: Procs
 ) -> None:
-    rate, burst, window = 20.0, 10, 1.0
-    start = time.time() + LEAD_S
-    processes, results = _start_clients(
-        procs, server, namespace, rate, burst, (start, start + window), tasks=8
-    )
+    """The window opens with the first admission (the bucket is full then) and closes at the deadline."""
+    rate, burst, start = 10.0, 10, time.time() + LEAD_S
+    deadline = start + 1.0
+    processes, results = _start_clients(procs, server, namespace, rate, burst, (start, deadline), tasks=8)
     backend = backends(server.url, prefix=namespace, timeout_ms=PATIENT_MS)
-    counts = await asyncio.gather(
-        *(_hammer(lambda: backend.gcra_allow("k", rate, burst), start, start + window) for _ in range(8))
+    ours = await asyncio.gather(
+        *(_hammer(lambda: backend.gcra_allow("k", rate, burst), start, deadline) for _ in range(8))
     )
-    admitted = sum(counts) + sum(n for n, _ in _collect(processes, results))
+    total = _merge([*ours, _collect(processes, results)])
 
-    assert abs(admitted - (burst + rate * window)) <= 1
-    assert backend.fallbacks == 0
+    assert abs(total.admitted - (burst + rate * (deadline - total.first))) <= 1
+    assert total.fallbacks == 0 and backend.fallbacks == 0
 
 
 async def test_two_instances_share_one_limit(
@@ -463,7 +480,8 @@ async def test_leases_cut_round_trips_and_refusals_stay_local(
 ) -> None:
     backend = backends(server.url, prefix=namespace, timeout_ms=PATIENT_MS)
     limiter = LeasedLimiter(backend, machines(), 10)
-    await backend.gcra_allow("warm-up", FROZEN, 1)  # the script is loaded (a NOSCRIPT counts as a call)
+    await backend.gcra_allow("warm-up", FROZEN, 1)  # the scripts are loaded (a NOSCRIPT counts as a call)
+    await backend.charge("warm-up", 1, FROZEN)
     before = await _evalsha_calls(admin)
     admitted = [(await limiter.allow("k", FROZEN, 100)).allowed for _ in range(100)]
     assert all(admitted) and await _evalsha_calls(admin) - before == 10
@@ -489,32 +507,23 @@ async def test_leases_never_exceed_the_limit_by_more_than_k_per_machine(
     procs: Procs,
 ) -> None:
     """Machine A: two forked workers on one shared segment; machine B: this process."""
-    rate, burst, window, k = 20.0, 10, 1.0, 5
+    rate, burst, k, start = 10.0, 10, 5, time.time() + LEAD_S
+    deadline = start + 1.0
     machine_a, machine_b = machines(), machines()
-    start = time.time() + LEAD_S
     processes, results = _start_clients(
-        procs,
-        server,
-        namespace,
-        rate,
-        burst,
-        (start, start + window),
-        tasks=6,
-        machine=machine_a,
-        lease_size=k,
+        procs, server, namespace, rate, burst, (start, deadline), tasks=6, machine=machine_a, lease_size=k
     )
     backend = backends(server.url, prefix=namespace, timeout_ms=PATIENT_MS)
     limiter = LeasedLimiter(backend, machine_b, k)
-    counts = await asyncio.gather(
-        *(_hammer(lambda: limiter.allow("k", rate, burst), start, start + window) for _ in range(6))
+    ours = await asyncio.gather(
+        *(_hammer(lambda: limiter.allow("k", rate, burst), start, deadline) for _ in range(6))
     )
-    children = _collect(processes, results)
-    admitted = sum(counts) + sum(n for n, _ in children)
+    total = _merge([*ours, _collect(processes, results)])
 
-    exact = burst + rate * window
-    assert admitted <= exact + 1 + k * 2
-    assert admitted >= exact - 1 - (k - 1) * 2  # at most k - 1 units per machine left unspent
-    assert backend.fallbacks == 0 and [f for _, f in children] == [0, 0]
+    exact = burst + rate * (deadline - total.first)
+    assert total.admitted <= exact + 1 + k * 2
+    assert total.admitted >= exact - 1 - (k - 1) * 2  # at most k - 1 units per machine left unspent
+    assert total.fallbacks == 0 and backend.fallbacks == 0
 
 
 async def test_a_dead_refiller_does_not_stop_leasing(

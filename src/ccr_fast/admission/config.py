@@ -67,7 +67,8 @@ class Rate:
 
     def __str__(self) -> str:
         period = "second" if self.period == 1.0 else "minute"
-        return f"{self.count:g} {self.unit} per {period}"
+        unit = self.unit.removesuffix("s") if self.count == 1 else self.unit
+        return f"{self.count:g} {unit} per {period}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 from ccr_fast.admission.config import AdmissionConfig, Overflow, PressureAction
 from ccr_fast.admission.ipfilter import IPRules, Verdict
@@ -53,7 +54,7 @@ class AdmissionContext:
     model: str | None = None
     #: the value of the priority header, if the client sent one
     priority: str | None = None
-    #: input tokens plus the expected output, reserved against a provider's ``tokensPerMinute``
+    #: input tokens plus ``max_tokens``, reserved against a provider's ``tokensPerMinute``
     estimated_tokens: int = 0
 
 
@@ -83,6 +84,7 @@ class AdmissionController:
     """Admission for one worker and one config snapshot, over the server's shared state."""
 
     __slots__ = (
+        "_budgeted",
         "_clock",
         "_default_rank",
         "_global",
@@ -125,6 +127,9 @@ class AdmissionController:
             if found
         }
         self._per_model = any("," in name for name in self._providers)
+        self._budgeted = any(
+            scope.tokens is not None for scope in (self._session, self._key, *self._key_scopes.values())
+        )
         queue = config.queue
         self._level_ranks = {level.lower(): rank for rank, level in enumerate(queue.levels)}
         self._default_rank = queue.levels.index(queue.default_level)
@@ -224,15 +229,16 @@ class AdmissionController:
         tokens = ctx.estimated_tokens
         rank = self.priority_rank(ctx)
         pressure = config.backpressure
+        paused = 0.0
         if pressure is not None:
             depth = queue.depth
             threshold = pressure.threshold * config.max_size
             if depth >= threshold:
                 if pressure.action is PressureAction.SLOW:
                     span = config.max_size - threshold
-                    share = 1.0 if span <= 0 else min(1.0, (depth - threshold) / span)
-                    if share > 0:
-                        await queue.pause(pressure.max_delay * share)
+                    paused = pressure.max_delay * (1.0 if span <= 0 else min(1.0, (depth - threshold) / span))
+                    if paused > 0:
+                        await queue.pause(paused)
                 elif pressure.action is PressureAction.REJECT:
                     if rank > 0:
                         raise _overloaded(
@@ -247,17 +253,17 @@ class AdmissionController:
 
         base = self._limits.slot(scope.prefix)
         if base is None:
-            return Ticket(self._limits, self._clock.now_ns, budgets=budgets)
+            return Ticket(self._limits, self._clock.now_ns, budgets=budgets, waited=paused)
         # nobody queues in reject mode; otherwise a newcomer never overtakes the requests already waiting here
         if config.overflow is Overflow.REJECT or not queue.waiting(lane):
             refusal = self._limits.admit(scope, base, self._clock.now_ns(), tokens)
             if refusal is None:
-                return self._ticket(scope, base, budgets, tokens)
+                return self._ticket(lane, base, budgets, tokens, waited=paused)
             if config.overflow is Overflow.REJECT:
                 raise _rate_limited(refusal)
         if config.overflow is Overflow.SPILLOVER:
             for route in config.spillover:
-                ticket = self._elsewhere(route, budgets, tokens)
+                ticket = self._elsewhere(route, budgets, tokens, waited=paused)
                 if ticket is not None:
                     return ticket
 
@@ -277,7 +283,7 @@ class AdmissionController:
                 f"provider {lane} had no capacity within {config.timeout:g} s",
                 timeout.wait_ns or _drain_ns(scope, 1, tokens),
             ) from None
-        return self._ticket(scope, base, budgets, tokens, waited=waited)
+        return self._ticket(lane, base, budgets, tokens, waited=paused + waited)
 
     def _lane(self, ctx: AdmissionContext) -> str | None:
         """The key of the provider limits that apply: ``"provider,model"`` when listed, else the provider."""
@@ -292,6 +298,8 @@ class AdmissionController:
 
     def _budgets(self, ctx: AdmissionContext) -> tuple[tuple[int, Pace], ...]:
         """The token budgets the request's usage is charged to: its session's and its API key's."""
+        if not self._budgeted:
+            return ()
         found: list[tuple[int, Pace]] = []
         pairs: list[tuple[Scope, str | None]] = [(self._session, ctx.session_id)]
         if ctx.api_key_id is not None:
@@ -305,7 +313,7 @@ class AdmissionController:
 
     def _ticket(
         self,
-        scope: Scope,
+        lane: str,
         base: int,
         budgets: tuple[tuple[int, Pace], ...],
         tokens: int,
@@ -313,30 +321,34 @@ class AdmissionController:
         route: str | None = None,
         waited: float = 0.0,
     ) -> Ticket:
-        """The ticket of a request ``admit`` let through on ``scope``, holding its token reservation."""
-        pace = scope.tokens
+        """The ticket of a request ``admit`` let through on ``lane``, holding its token reservation."""
+        pace = self._providers[lane].tokens
+        if pace is None:
+            return Ticket(self._limits, self._clock.now_ns, budgets=budgets, route=route, waited=waited)
+        queue = self._queue
         return Ticket(
             self._limits,
             self._clock.now_ns,
             budgets=budgets,
-            provider=None if pace is None else (base, pace),
-            reserved_tokens=0 if pace is None else reserved(pace, tokens),
+            provider=(base, pace),
+            reserved_tokens=reserved(pace, tokens),
+            on_refund=None if queue is None else partial(queue.nudge, lane),
             route=route,
             waited=waited,
         )
 
-    def _elsewhere(self, route: str, budgets: tuple[tuple[int, Pace], ...], tokens: int) -> Ticket | None:
+    def _elsewhere(
+        self, route: str, budgets: tuple[tuple[int, Pace], ...], tokens: int, *, waited: float = 0.0
+    ) -> Ticket | None:
         """A ticket for ``route`` if its provider has room now (and nobody here waits for it), else None."""
         provider = route.partition(",")[0].strip()
         lane = route if route in self._providers else provider
         scope = self._providers.get(lane)
-        if scope is None:
-            return Ticket(self._limits, self._clock.now_ns, budgets=budgets, route=route)
+        base = None if scope is None else self._limits.slot(scope.prefix)
+        if scope is None or base is None:
+            return Ticket(self._limits, self._clock.now_ns, budgets=budgets, route=route, waited=waited)
         if self._queue is not None and self._queue.waiting(lane):
             return None
-        base = self._limits.slot(scope.prefix)
-        if base is None:
-            return Ticket(self._limits, self._clock.now_ns, budgets=budgets, route=route)
         if self._limits.admit(scope, base, self._clock.now_ns(), tokens) is not None:
             return None
-        return self._ticket(scope, base, budgets, tokens, route=route)
+        return self._ticket(lane, base, budgets, tokens, route=route, waited=waited)

@@ -11,8 +11,8 @@ already counted and logged by the table) is let through untracked, like ``RateLi
 The limits are compiled once from the config into nanosecond steps (``Pace``), so a check is a dict lookup
 for the slot and one ``gcra`` call per limit.  A request is admitted only when every limit on it has room,
 all or nothing: a limit that took a unit gives it back when a later one refuses (``atomics.add`` of minus
-the step moves the arrival time back exactly as far as the take moved it forward), so a refused request
-never eats into another limit.
+the step the take added, which leaves the bucket as full as it was), so a refused request never eats into
+another limit.
 
 Tokens come two ways.  A session's or key's ``tokenBudget`` is charged from real usage after the response
 and only asked about before it (is the budget overdrawn?), because a request's cost is unknown until then.
@@ -48,6 +48,7 @@ _NO_LIMIT: Final = (1 << 64) - 1
 _PER_SECOND_WORD: Final = 0
 _PER_MINUTE_WORD: Final = 8
 _TOKENS_WORD: Final = 16
+_STATE_WORDS: Final = 3
 
 
 class Pace(NamedTuple):
@@ -101,6 +102,10 @@ class SharedLimits:
     __slots__ = ("_add", "_gcra", "_table")
 
     def __init__(self, table: KeyTable) -> None:
+        if table.state_words < _STATE_WORDS:
+            raise ValueError(
+                f"admission needs {_STATE_WORDS} state words per key slot, the table has {table.state_words}"
+            )
         atomics: AtomicWords = table.atomics
         self._table = table
         self._gcra = atomics.gcra
@@ -177,7 +182,7 @@ class Ticket:
     raise, and ``release`` is idempotent.
     """
 
-    __slots__ = ("_budgets", "_credit", "_limits", "_now", "_provider", "route", "waited")
+    __slots__ = ("_budgets", "_credit", "_limits", "_now", "_on_refund", "_provider", "route", "waited")
 
     def __init__(
         self,
@@ -187,6 +192,7 @@ class Ticket:
         budgets: tuple[tuple[int, Pace], ...] = (),
         provider: tuple[int, Pace] | None = None,
         reserved_tokens: int = 0,
+        on_refund: Callable[[], None] | None = None,
         route: str | None = None,
         waited: float = 0.0,
     ) -> None:
@@ -195,6 +201,8 @@ class Ticket:
         self._budgets = budgets
         self._provider = provider
         self._credit = reserved_tokens if provider is not None else 0
+        #: called after ``release`` gave tokens back, so requests waiting for them can try again at once
+        self._on_refund = on_refund
         #: "provider,model" to send the request to instead of its own route (spillover or redirect)
         self.route = route
         #: seconds the request spent waiting for its provider
@@ -219,7 +227,9 @@ class Ticket:
         if self._limits is not None and self._provider is not None and self._credit:
             base, pace = self._provider
             self._limits.refund(base, pace, self._credit)
-        self._credit = 0
+            self._credit = 0
+            if self._on_refund is not None:
+                self._on_refund()
 
 
 def _no_clock() -> int:

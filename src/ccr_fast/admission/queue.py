@@ -186,6 +186,13 @@ class WaitQueue:
         found = self._lanes.get(lane)
         return 0 if found is None else found.live
 
+    def nudge(self, lane: str) -> None:
+        """Capacity came back early (a token reservation was returned): the head of ``lane`` tries now."""
+        found = self._lanes.get(lane)
+        head = None if found is None else found.head()
+        if head is not None and head.wake is not None:
+            _resolve(head.wake)
+
     async def wait(self, lane: str, rank: int, timeout: float, attempt: Callable[[int], int]) -> float:
         """Wait in ``lane`` at priority ``rank`` (0 = highest) until ``attempt`` gets a slot; return seconds.
 

@@ -21,12 +21,11 @@ from ccr_fast.server.admin import list_circuits, open_circuit, reset_circuit
 from ccr_fast.server.auth import ApiKeyAuth, is_public
 from ccr_fast.server.chat_completions import handle_chat_completions
 from ccr_fast.server.client_ip import ClientAddress
+from ccr_fast.server.count_tokens import handle_count_tokens
 from ccr_fast.server.http import Request, Response, error_response, json_response
 from ccr_fast.server.messages import handle_messages
-from ccr_fast.server.validate import parse_json_body, validate_messages_body
 from ccr_fast.state.shared import SharedState
 from ccr_fast.state.store import ShmStore
-from ccr_fast.tokens import count_tokens_async
 from ccr_fast.transformers import PlanCache, describe_transformers
 from ccr_fast.upstream.transport import Transport
 
@@ -62,7 +61,7 @@ class Gateway:
         self.path_prefix = config.path_prefix
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/messages"): handle_messages,
-            ("POST", "/v1/messages/count_tokens"): _count_tokens,
+            ("POST", "/v1/messages/count_tokens"): handle_count_tokens,
             ("POST", "/v1/chat/completions"): handle_chat_completions,
             ("GET", "/"): _root,
             ("HEAD", "/"): _root,
@@ -152,10 +151,3 @@ async def _get_transformers(gw: Gateway, req: Request) -> Response:
             }
         )
     return json_response({"transformers": listed})
-
-
-async def _count_tokens(gw: Gateway, req: Request) -> Response:
-    body = parse_json_body(req.body)
-    validate_messages_body(body, count_tokens=True)
-    n = await count_tokens_async(body)
-    return json_response({"input_tokens": n})

@@ -93,8 +93,8 @@ class RecentTable:
         self._words = self._name_offset + 1 + (name_bytes + 7) // 8
         #: record index -> offsets of its words (claimed, or found by a reader)
         self._records: dict[int, tuple[int, ...]] = {}
-        #: key -> (record index, tag, note last stored by this process)
-        self._placed: dict[str, tuple[int, int, int]] = {}
+        #: key -> (its record's offsets, tag, note last stored by this process)
+        self._placed: dict[str, tuple[tuple[int, ...], int, int]] = {}
 
     @property
     def capacity(self) -> int:
@@ -107,13 +107,12 @@ class RecentTable:
         """
         placed = self._placed.get(name)
         if placed is not None:
-            index, tag, stored_note = placed
-            offsets = self._records[index]
+            offsets, tag, stored_note = placed
             if self._atomics.load(offsets[_TAG]) == tag:
                 self._update(offsets, deltas, now_ms)
                 if note != stored_note:
                     self._atomics.store(offsets[_NOTE], note)
-                    self._placed[name] = (index, tag, note)
+                    self._placed[name] = (offsets, tag, note)
                 return True
         return self._place(name, deltas, note, now_ms, window_ms)
 
@@ -142,13 +141,15 @@ class RecentTable:
 
     def _update(self, offsets: tuple[int, ...], deltas: Sequence[int], now_ms: int) -> None:
         add = self._atomics.add
-        for index, delta in enumerate(deltas):
+        counter = _COUNTERS
+        for delta in deltas:
             if delta:
-                add(offsets[_COUNTERS + index], delta)
+                add(offsets[counter], delta)
+            counter += 1
         self._atomics.store(offsets[_LAST], now_ms)
 
     def _place(self, name: str, deltas: Sequence[int], note: int, now_ms: int, window_ms: int) -> bool:
-        encoded = _truncate(name.encode(), self._name_bytes)
+        encoded = _truncate(name.encode(errors="replace"), self._name_bytes)
         tag = self._table.key_hash(encoded)
         atomics = self._atomics
         for _attempt in range(2):  # a lost compare-and-swap means another key just arrived: look again
@@ -180,11 +181,13 @@ class RecentTable:
             self._update(offsets, deltas, now_ms)
             if len(self._placed) >= 4 * self._capacity:
                 self._placed.clear()
-            self._placed[name] = (index, tag, note)
+            self._placed[name] = (offsets, tag, note)
             return True
         return False
 
-    def _initialise(self, offsets: tuple[int, ...], encoded: bytes, note: int, now_ms: int, *, reused: bool) -> None:
+    def _initialise(
+        self, offsets: tuple[int, ...], encoded: bytes, note: int, now_ms: int, *, reused: bool
+    ) -> None:
         store = self._atomics.store
         store(offsets[_FIRST], now_ms)
         store(offsets[_LAST], now_ms)
@@ -215,7 +218,9 @@ class RecentTable:
     def _record(self, index: int) -> tuple[int, ...]:
         offsets = self._records.get(index)
         if offsets is None:
-            offsets = self._records[index] = claim_block(self._table, b"%s/%d" % (self._key, index), self._words)
+            offsets = self._records[index] = claim_block(
+                self._table, b"%s/%d" % (self._key, index), self._words
+            )
         return offsets
 
 

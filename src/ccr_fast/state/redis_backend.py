@@ -334,13 +334,13 @@ class RedisBackend:
         self._last_log = now
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else f"no answer within {self._timeout_s:g} s"
         log.warning(
-            "Redis at %s is unreachable (%s); failing %s: %d calls answered without Redis since the last "
-            "report; rate limits %s, counter and gauge updates are dropped",
+            "Redis at %s is unreachable (%s); failing %s (rate limits %s, counter and gauge updates are "
+            "dropped); calls answered without Redis since the last report: %d",
             redact_text(self._url),
             reason,
             self._fail_mode,
-            self._unreported,
             "admit" if self._fail_mode == "open" else "refuse",
+            self._unreported,
         )
         self._unreported = 0
 
@@ -463,6 +463,8 @@ class LeasedLimiter:
     def _block(self, word: int, until_ns: float) -> None:
         """Raise the local "no room before" time to ``until_ns`` (it only ever moves later)."""
         until = int(until_ns)
+        if until <= 0:
+            return  # before the clock's origin: nothing to remember (0 means "no refusal known")
         load, cas = self._atomics.load, self._atomics.cas
         while True:
             current = load(word)

@@ -16,9 +16,12 @@ bucket), the update rolls the bucket over with a compare-and-swap from the stale
   compare-and-swap lost re-reads and tries again.
 
 So every delta ends up counted exactly once in its second, whichever processes race at the boundary.  A
-delta from a process that stalled so long that its bucket has already moved to a later second stays in
-that later second (moving it elsewhere would need a lock); ``RING_SECONDS`` exceeds the longest window
-read so the bucket being rolled is never one a reader is summing.
+word holding counts for a later second, up to ``NEWER_HORIZON`` seconds ahead, is newer rather than
+stale: a process that read its clock a lap or more before it got to add (descheduled, stopped in a
+debugger) leaves its delta there instead of taking the bucket back from the current second.  Anything else
+(a word never written, whose count is 0, or one from long ago) is stale and gets rolled.
+``RING_SECONDS`` exceeds the longest window read, so the bucket being rolled is never one a reader is
+summing.
 
 Seconds come from ``time.monotonic()``, which on Linux is ``CLOCK_MONOTONIC``: one clock for every process
 on the machine that never jumps with wall-clock changes.  The 24-bit second stamp repeats every 194 days;
@@ -33,15 +36,16 @@ from typing import Final
 from ccr_fast.state.blocks import claim_block
 from ccr_fast.state.table import KeyTable
 
-__all__ = ["RING_SECONDS", "RollingCounters"]
+__all__ = ["NEWER_HORIZON", "RING_SECONDS", "RollingCounters"]
 
 #: buckets in the ring (a power of two, above the longest window readers ask for)
 RING_SECONDS: Final = 64
 _RING_MASK: Final = RING_SECONDS - 1
+#: how far ahead (seconds) a bucket's second may be for an update from an older second to leave it alone
+NEWER_HORIZON: Final = 16 * RING_SECONDS
 _COUNT_BITS: Final = 40
 _COUNT_MASK: Final = (1 << _COUNT_BITS) - 1
 _STAMP_MASK: Final = (1 << 24) - 1
-_HALF_STAMP: Final = 1 << 23
 
 
 class RollingCounters:
@@ -64,31 +68,44 @@ class RollingCounters:
 
     def add(self, field: int, delta: int, now_s: int) -> None:
         """Count ``delta`` (0 <= delta < 2**40) for ``field`` in second ``now_s`` (monotonic seconds)."""
-        offset = self._offsets[(now_s & _RING_MASK) * self._fields + field]
-        stamp = now_s & _STAMP_MASK
-        old = self._add(offset, delta)
-        if old >> _COUNT_BITS != stamp:
-            self._roll(offset, stamp, delta, old >> _COUNT_BITS)
+        if delta:
+            offset = self._offsets[(now_s & _RING_MASK) * self._fields + field]
+            old = self._add(offset, delta)
+            if old >> _COUNT_BITS != now_s & _STAMP_MASK:
+                self._roll(offset, now_s & _STAMP_MASK, delta, old)
 
-    def _roll(self, offset: int, stamp: int, delta: int, seen: int) -> None:
+    def add_row(self, deltas: Sequence[int], now_s: int) -> None:
+        """``add`` for every field at once (``deltas[field]``; zeros are skipped): one call per request."""
+        offsets = self._offsets
+        base = (now_s & _RING_MASK) * self._fields
+        stamp = now_s & _STAMP_MASK
+        add = self._add
+        for field, delta in enumerate(deltas):
+            if delta:
+                old = add(offsets[base + field], delta)
+                if old >> _COUNT_BITS != stamp:
+                    self._roll(offsets[base + field], stamp, delta, old)
+
+    def _roll(self, offset: int, stamp: int, delta: int, old: int) -> None:
         """The bucket held another second when ``delta`` went in: roll it over (see the module docstring)."""
-        if 0 < (seen - stamp) & _STAMP_MASK < _HALF_STAMP:
-            return  # the bucket already belongs to a later second: the delta stays counted there
+        seen = old >> _COUNT_BITS
+        if old & _COUNT_MASK and 0 < (seen - stamp) & _STAMP_MASK <= NEWER_HORIZON:
+            return  # the bucket already counts a later second: the delta stays counted there
         atomics = self._atomics
-        fresh = stamp << _COUNT_BITS
+        fresh = stamp << _COUNT_BITS | delta
         while True:
             word = atomics.load(offset)
             current = word >> _COUNT_BITS
             if current == stamp:  # someone rolled it, discarding our delta with the stale counts
                 atomics.add(offset, delta)
                 return
-            if 0 < (current - stamp) & _STAMP_MASK < _HALF_STAMP:
-                return  # a later second took the bucket meanwhile; our delta went with the stale counts
-            if atomics.cas(offset, word, fresh | delta):
+            if current != seen:
+                return  # a later second took it after a stall of a lap; our delta went with the old counts
+            if atomics.cas(offset, word, fresh):
                 return
 
     def sums(self, seconds: int, now_s: int) -> list[int]:
-        """Per field, the counts of the ``seconds`` seconds ending with ``now_s`` (the current one included)."""
+        """Per field, the counts of the ``seconds`` seconds up to ``now_s`` (the current one included)."""
         return self.sums_many((seconds,), now_s)[0]
 
     def sums_many(self, windows: Sequence[int], now_s: int) -> list[list[int]]:

@@ -1,0 +1,110 @@
+"""The bounded table of recently active keys: counting, idle reuse, a busy window, names, processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+
+from ccr_fast.state.recent import RecentEntry, RecentTable
+from ccr_fast.state.segment import Layout, Segment
+from ccr_fast.state.table import KeyTable
+
+from .conftest import Procs
+
+NewSegment = Callable[..., Segment]
+WINDOW = 1_000
+NOW = 10_000_000
+
+
+@pytest.fixture
+def segment(new_segment: NewSegment) -> Segment:
+    return new_segment(Layout(table_capacity=1024, slot_words=4))
+
+
+def _table(segment: Segment, **options: int) -> RecentTable:
+    return RecentTable(KeyTable(segment), b"r", capacity=options.pop("capacity", 16), counters=2, **options)
+
+
+def _by_name(entries: list[RecentEntry]) -> dict[str, RecentEntry]:
+    return {entry.name: entry for entry in entries}
+
+
+def test_touches_add_up_per_key(segment: Segment) -> None:
+    recent = _table(segment)
+    assert recent.touch("a", (1, 100), 7, NOW, WINDOW)
+    assert recent.touch("a", (1, 50), 7, NOW + 10, WINDOW)
+    assert recent.touch("b", (1, 0), 0, NOW + 20, WINDOW)
+    assert recent.touch("a", (1, 0), 9, NOW + 30, WINDOW)  # a new note replaces the old one
+    entries = _by_name(recent.entries(NOW + 30, WINDOW))
+    assert entries["a"] == RecentEntry("a", NOW, NOW + 30, 9, (3, 150))
+    assert entries["b"] == RecentEntry("b", NOW + 20, NOW + 20, 0, (1, 0))
+
+
+def test_readers_in_other_processes_see_the_same_entries(segment: Segment, impl: ModuleType) -> None:
+    _table(segment).touch("a", (2, 3), 1, NOW, WINDOW)
+    with Segment.attach(segment.name, impl=impl) as attached:
+        assert _table(attached).entries(NOW, WINDOW) == [RecentEntry("a", NOW, NOW, 1, (2, 3))]
+
+
+def test_idle_keys_drop_out_and_their_records_are_reused(segment: Segment) -> None:
+    recent = _table(segment, capacity=1, probe=1)
+    assert recent.touch("old", (5, 5), 1, NOW, WINDOW)
+    assert not recent.touch("new", (1, 1), 2, NOW + WINDOW - 1, WINDOW)  # "old" is still active
+    assert recent.entries(NOW + WINDOW + 1, WINDOW) == []  # idle past the window
+    assert recent.touch("new", (1, 1), 2, NOW + WINDOW + 1, WINDOW)
+    assert recent.entries(NOW + WINDOW + 1, WINDOW) == [
+        RecentEntry("new", NOW + WINDOW + 1, NOW + WINDOW + 1, 2, (1, 1))
+    ]
+    # "old" comes back: its record is gone, so it starts over (and here finds no room)
+    assert not recent.touch("old", (1, 0), 1, NOW + WINDOW + 2, WINDOW)
+
+
+def test_a_key_finds_room_in_its_probe_window(segment: Segment) -> None:
+    recent = _table(segment, capacity=4, probe=4)
+    names = [f"s{i}" for i in range(4)]
+    assert all(recent.touch(name, (1, 0), 0, NOW, WINDOW) for name in names)
+    assert not recent.touch("s4", (1, 0), 0, NOW, WINDOW)  # every record busy
+    assert sorted(e.name for e in recent.entries(NOW, WINDOW)) == names
+
+
+def test_names_are_cut_at_a_character_boundary(segment: Segment) -> None:
+    recent = _table(segment, name_bytes=8)
+    assert recent.touch("abc€€", (1, 0), 0, NOW, WINDOW)  # 9 bytes: the cut at 8 splits the second €
+    assert recent.touch("abc€€€", (1, 0), 0, NOW, WINDOW)  # cut to the same "abc€": the same key
+    assert recent.touch("\ud800bad", (1, 0), 0, NOW, WINDOW)  # not encodable as is: never an exception
+    entries = _by_name(recent.entries(NOW, WINDOW))
+    assert entries["abc€"].counters == (2, 0)
+    assert len(entries) == 2
+
+
+def test_misuse_is_refused(segment: Segment) -> None:
+    with pytest.raises(ValueError):
+        _table(segment, capacity=3)
+    with pytest.raises(ValueError):
+        _table(segment, probe=17)
+    with pytest.raises(ValueError):
+        _table(segment, name_bytes=4)
+
+
+# --- real processes -----------------------------------------------------------------------------------------
+
+
+def _touch_many(segment: Segment, impl: ModuleType, n: int) -> None:
+    with Segment.attach(segment.name, impl=impl) as attached:
+        recent = _table(attached)
+        for i in range(n):
+            for name in ("shared-1", "shared-2"):
+                assert recent.touch(name, (1, 3), 1, NOW + i, WINDOW)
+
+
+def test_processes_touching_the_same_keys_count_exactly(
+    segment: Segment, impl: ModuleType, procs: Procs
+) -> None:
+    procs.run(_touch_many, [(segment, impl, 300)] * 4)
+    entries = _by_name(_table(segment).entries(NOW + 300, WINDOW))
+    assert set(entries) == {"shared-1", "shared-2"}
+    for entry in entries.values():
+        assert entry.counters == (1_200, 3_600)
+        assert entry.first_ms == NOW
