@@ -1,9 +1,9 @@
 """Fixtures for the admission tests: a clock moved by hand, shared state on both atomics twins, forking.
 
-Every test that touches shared memory takes ``state`` (or ``segment_name``), so it runs against the pure
-twin and the compiled ``ccr_fast._ext.shm_atomic``; the compiled run is skipped, with the reason shown,
-when it has not been built.  Multi-process tests fork real processes that attach the segment by name, the
-way Granian's workers do.
+Every test that touches shared memory takes ``state`` (or ``new_state``, or ``impl`` directly), so it runs
+against the pure twin and the compiled ``ccr_fast._ext.shm_atomic``; the compiled run is skipped, with the
+reason shown, when it has not been built.  Multi-process tests fork real processes that attach the
+segment by name, the way Granian's workers do.
 """
 
 from __future__ import annotations

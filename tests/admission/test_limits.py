@@ -180,6 +180,6 @@ def test_retry_after_rounds_up_to_whole_seconds(wait_ns: int, header: str) -> No
 
 def test_a_table_without_room_for_three_limits_is_refused(impl: ModuleType) -> None:
     layout = Layout(table_capacity=16, slot_words=2)
-    with Segment.create(layout, prefix=f"ccr-test-adm-{secrets.token_hex(4)}", impl=impl) as segment:
-        with pytest.raises(ValueError, match="needs 3 state words per key slot, the table has 1"):
-            SharedLimits(KeyTable(segment))
+    segment = Segment.create(layout, prefix=f"ccr-test-adm-{secrets.token_hex(4)}", impl=impl)
+    with segment, pytest.raises(ValueError, match="needs 3 state words per key slot, the table has 1"):
+        SharedLimits(KeyTable(segment))

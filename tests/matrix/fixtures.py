@@ -191,6 +191,31 @@ def check_thinking_requested(family: str, endpoint: str, body: JSONDict) -> None
         assert not {"thinking", "reasoning"} & set(body)
 
 
+def check_thinking_history(family: str, endpoint: str, body: JSONDict) -> None:
+    """Earlier thinking goes back the way each upstream wants it (CCR bug 8: DeepSeek's multi-turn tools)."""
+    if endpoint == "gemini":
+        model_turn = body["contents"][1]["parts"]
+        # thought text is not sent back; a call without a Gemini signature gets Google's documented stand-in
+        assert model_turn == [
+            {
+                "functionCall": {"name": "Read", "args": {"file_path": "/repo/README.md"}},
+                "thoughtSignature": "skip_thought_signature_validator",
+            }
+        ]
+    elif endpoint == "anthropic":
+        thinking = body["messages"][1]["content"][0]
+        assert thinking["type"] == "thinking" and thinking["thinking"] == EARLIER_THOUGHT
+    else:
+        assistant = next(m for m in body["messages"] if m["role"] == "assistant")
+        if family == "deepseek":
+            assert assistant["reasoning_content"] == EARLIER_THOUGHT
+        elif family == "openrouter":
+            (detail,) = assistant["reasoning_details"]
+            assert detail["type"] == "reasoning.text" and detail["text"] == EARLIER_THOUGHT
+        else:
+            assert not {"reasoning_content", "reasoning_details", "reasoning"} & set(assistant)
+
+
 def check_stop_sequences(family: str, endpoint: str, body: JSONDict) -> None:
     sequences = ["END", "\n\nHuman:"]
     if endpoint == "openai":
@@ -333,6 +358,64 @@ THINKING = Conversation(
     upstream=check_thinking_requested,
 )
 
+EARLIER_THOUGHT = "The user wants the README; read it first."
+README_RESULT = "# ccr-fast\nA fast drop-in Claude Code Router. See docs/configuration.md."
+
+THINKING_TOOLS = Conversation(
+    name="thinking_tools",
+    anthropic={
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "tools": anthropic_tools(READ),
+        "messages": [
+            {"role": "user", "content": "Open the README, then the docs it points to."},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": EARLIER_THOUGHT, "signature": "RXJsaWVyU2lnbmF0dXJl"},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_01Readme",
+                        "name": "Read",
+                        "input": {"file_path": "/repo/README.md"},
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01Readme", "content": README_RESULT}
+                ],
+            },
+        ],
+    },
+    openai={
+        "reasoning_effort": "low",
+        "tools": openai_tools(READ),
+        "messages": [
+            {"role": "user", "content": "Open the README, then the docs it points to."},
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": EARLIER_THOUGHT,
+                "tool_calls": [
+                    {
+                        "id": "call_readme",
+                        "type": "function",
+                        "function": {"name": "Read", "arguments": '{"file_path": "/repo/README.md"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_readme", "content": README_RESULT},
+        ],
+    },
+    thinking="The README points to docs/configuration.md; read that next.",
+    calls=(Call("Read", {"file_path": "/repo/docs/configuration.md"}),),
+    stop_reason="tool_use",
+    usage=Usage(prompt=2400, completion=45, cached=2048),
+    delivery={"chunks": 3},
+    upstream=check_thinking_history,
+)
+
 RATE_LIMITED = Conversation(
     name="error_rate_limited",
     anthropic={"messages": [{"role": "user", "content": "Hello?"}]},
@@ -401,7 +484,8 @@ NON_ASCII = Conversation(
     calls=(Call("Note", {"text": "Привет, мир! 你好 😀 \u2028 «quotes» \\ end"}),),
     stop_reason="tool_use",
     usage=Usage(prompt=70, completion=33),
-    delivery={"chunks": 14, "quirks": {"args_fragments": 11}},
+    # a pause between chunks, so each reaches the proxy in its own network read
+    delivery={"chunks": 14, "chunk_delay_ms": 1, "quirks": {"args_fragments": 11}},
     upstream=check_non_ascii_request,
 )
 
@@ -410,6 +494,7 @@ CONVERSATIONS: tuple[Conversation, ...] = (
     IMAGES,
     PARALLEL_TOOLS,
     THINKING,
+    THINKING_TOOLS,
     RATE_LIMITED,
     FAILS_MIDSTREAM,
     STOP_SEQUENCES,

@@ -1,4 +1,4 @@
-"""The conversion matrix: every conversation × every provider family (× quirk set) × every client SDK.
+"""The conversion matrix: every conversation, through every provider family and quirk set, per client SDK.
 
 One ccr-fast server (a real Granian process) and one mock provider serve the whole module.  The config has
 one provider per family, all pointing at the mock, which answers in that family's dialect: OpenAI-compatible
@@ -33,7 +33,8 @@ from tests.servers import RunningServer, run_ccr_fast
 pytestmark = pytest.mark.e2e
 
 JSONDict = dict[str, Any]
-MAX_TOKENS = 1024
+#: large enough for OpenAI's reasoning_effort to become a thinking budget (at most half of max_tokens)
+MAX_TOKENS = 8192
 TOOL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FINISH_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
 
@@ -89,6 +90,7 @@ FAMILIES = (
     Family("openrouter", "or", "anthropic/claude-sonnet-4", "openai", {"reasoning_field": "reasoning"}),
     Family("groq", "groq", "llama-3.3-70b-versatile", "openai", {"groq_usage": True}),
     Family("anthropic", "anth", "claude-sonnet-4-5", "anthropic"),
+    Family("anthropic-crlf", "anth", "claude-sonnet-4-5", "anthropic", {"crlf": True}),
     Family("gemini", "gem", "gemini-2.5-flash", "gemini"),
 )
 CLIENTS = ("anthropic-stream", "anthropic", "openai-stream", "openai")
@@ -170,7 +172,7 @@ def openai_client(server: RunningServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key="matrix", max_retries=0, timeout=20)
 
 
-# --- the intended answer, as each SDK shows it ---------------------------------------------------------------
+# --- the intended answer, as each SDK shows it --------------------------------------------------------------
 
 
 def intended_anthropic(conversation: Conversation, family: Family) -> JSONDict:

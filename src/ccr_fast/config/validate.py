@@ -69,6 +69,9 @@ OWN_KEYS = frozenset(
         "TRUSTED_PROXIES",
         "PATH_PREFIX",
         "UNIX_SOCKET",
+        # admission control: ccr_fast.admission.AdmissionConfig
+        "RateLimit",
+        "Queue",
         # shared state backend (shared memory, or Redis across machines): ccr_fast.state.redis_backend
         "State",
         # resilience sections, validated by ccr_fast.resilience.ResilienceConfig

@@ -48,7 +48,7 @@ from __future__ import annotations
 import re
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, NamedTuple
@@ -728,6 +728,6 @@ class Metrics:
     def summary(self) -> dict[str, Any]:
         return metrics_api.summary(self.snapshot())
 
-    def stream(self, interval_s: float = 1.0) -> AsyncIterator[bytes]:
+    def stream(self, interval_s: float = 1.0) -> AsyncGenerator[bytes, None]:
         """Server-sent event frames of ``realtime()``, one now and one every ``interval_s``."""
         return metrics_api.stream(self.realtime, interval_s)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -174,7 +174,7 @@ def sse_frame(payload: Mapping[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def stream(source: Callable[[], Mapping[str, Any]], interval_s: float = 1.0) -> AsyncIterator[bytes]:
+def stream(source: Callable[[], Mapping[str, Any]], interval_s: float = 1.0) -> AsyncGenerator[bytes, None]:
     """``/api/metrics/stream``: a frame of ``source()`` now, then one every ``interval_s`` seconds.
 
     The interval is checked here, so a bad one fails where the route is set up, not mid-response.
@@ -184,7 +184,7 @@ def stream(source: Callable[[], Mapping[str, Any]], interval_s: float = 1.0) -> 
     return _frames(source, interval_s)
 
 
-async def _frames(source: Callable[[], Mapping[str, Any]], interval_s: float) -> AsyncIterator[bytes]:
+async def _frames(source: Callable[[], Mapping[str, Any]], interval_s: float) -> AsyncGenerator[bytes, None]:
     while True:
         yield sse_frame(source())
         await asyncio.sleep(interval_s)

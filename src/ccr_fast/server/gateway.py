@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ccr_fast import __version__
+from ccr_fast.admission import AdmissionConfig, AdmissionController
 from ccr_fast.config import Config, redact
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.resilience import InProcessStore, Resilience, ResilienceConfig, StateStore
@@ -52,6 +53,14 @@ class Gateway:
         # breaker, health and balancer numbers live in shared memory so every worker sees the same ones
         store: StateStore = ShmStore(state.table) if state is not None else InProcessStore()
         self.resilience = Resilience(ResilienceConfig.from_config(config.raw), store, random.Random())
+        admission = AdmissionConfig.from_config(config.raw)
+        #: rate limits and queues; None when nothing is configured (the hot path skips admission)
+        self.admission: AdmissionController | None = None
+        if admission.enabled:
+            self.admission = AdmissionController(
+                admission, state if state is not None else SharedState.local()
+            )
+        self.priority_header = admission.queue.priority_header
         self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
         self.max_body_size = config.max_body_size

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ccr_fast.admission import NOOP_TICKET, AdmissionContext, Ticket
 from ccr_fast.protocol.anthropic_events import message_to_events
 from ccr_fast.protocol.anthropic_stream import AnthropicUsagePeek, usage_from_message
 from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
@@ -59,11 +60,49 @@ async def handle_messages(gw: Gateway, req: Request) -> Response:
 
 async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: float) -> Response:
     """Route and serve a parsed, validated Anthropic Messages body (shared by every inbound format)."""
+    admission = gw.admission
+    admit: AdmissionContext | None = None
+    if admission is not None:
+        admit = AdmissionContext(
+            req.client,
+            session_id(body, req.headers),
+            "default" if gw.auth is not None else None,
+            priority=req.headers.get(gw.priority_header),
+        )
+        admission.check_client(admit)  # 403 / 429 before any work is done
     decision = await gw.router.route(body, req.headers, body_size=len(req.body))
     stream = body.get("stream") is True
+    route = f"{decision.provider},{decision.model}"
+    ticket = NOOP_TICKET
+    if admission is not None and admit is not None:
+        admit.provider, admit.model = decision.provider, decision.model
+        max_tokens = body.get("max_tokens")
+        admit.estimated_tokens = (decision.token_count or len(req.body) // 4) + (
+            max_tokens if isinstance(max_tokens, int) else 0
+        )
+        ticket = await admission.acquire_provider(admit)  # may wait in the queue; cancellable
+        route = ticket.route or route
+    try:
+        return await _attempt(gw, req, body, started, decision, route, stream, ticket)
+    except BaseException:
+        ticket.release()
+        raise
+
+
+async def _attempt(
+    gw: Gateway,
+    req: Request,
+    body: dict[str, Any],
+    started: float,
+    decision: RouteDecision,
+    route: str,
+    stream: bool,
+    ticket: Ticket,
+) -> Response:
+    """Try the route's deployments (retries, failover) until one answers 2xx, then respond."""
     now = time.monotonic()
     attempts = gw.resilience.plan(
-        f"{decision.provider},{decision.model}",
+        route,
         now,
         scenario=decision.scenario,
         fallback=gw.config.fallback,
@@ -99,7 +138,7 @@ async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: flo
             if resp.status < 300:
                 ttft = time.monotonic() - sent_at
                 ctx = _Exchange(gw, req, decision, plan, started, stream, session_id(body, req.headers))
-                ctx.attempts, ctx.ttft = attempts, ttft
+                ctx.attempts, ctx.ttft, ctx.ticket = attempts, ttft, ticket
                 return await _respond(ctx, resp)
             try:
                 raw = await resp.read()
@@ -211,6 +250,7 @@ class _Exchange:
         "session",
         "started",
         "stream",
+        "ticket",
         "ttft",
         "usage",
     )
@@ -234,6 +274,7 @@ class _Exchange:
         self.stream = stream
         self.usage: dict[str, int] = {}
         self.attempts: AttemptPlan | None = None
+        self.ticket: Ticket = NOOP_TICKET
         self.ttft: float | None = None
         #: set when the upstream broke after answering (TIMEOUT / NETWORK), for passive health
         self.failure: str | None = None
@@ -256,6 +297,9 @@ class _Exchange:
         )
         if total_in and self.session:
             self.gw.sessions.record(self.session, total_in)
+        if self.ticket is not NOOP_TICKET:
+            self.ticket.charge_tokens(total_in + usage.get("output_tokens", 0))
+            self.ticket.release()
         if access.isEnabledFor(logging.INFO):
             access.info(
                 "%s %s %s %s %d %s,%s scenario=%s stream=%s in=%d out=%d %.1fms",

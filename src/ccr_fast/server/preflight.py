@@ -3,6 +3,7 @@ instead of N workers crashing: transformer chains, plugins, and the resilience s
 
 from __future__ import annotations
 
+from ccr_fast.admission import AdmissionConfig
 from ccr_fast.config import Config, ConfigError, Problem
 from ccr_fast.resilience import ResilienceConfig
 from ccr_fast.transformers import validate_transformers
@@ -25,4 +26,10 @@ def preflight(config: Config) -> tuple[list[Problem], list[str]]:
                         Problem(f"deployments.{route}[{i}].provider", f"unknown provider '{dep.provider}'")
                     )
         warnings.extend(str(w) for w in resilience.warnings)
+    try:
+        admission = AdmissionConfig.from_config(config.raw)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    else:
+        warnings.extend(str(w) for w in admission.warnings)
     return problems, warnings
