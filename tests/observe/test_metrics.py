@@ -25,7 +25,8 @@ from ccr_fast.state.shared import SharedState
 from .conftest import Procs, attach
 from .exposition import parse, value
 
-ROUTE = {"provider": "openrouter", "model": "anthropic/claude-sonnet-4"}
+PROVIDER, MODEL = "openrouter", "anthropic/claude-sonnet-4"
+ROUTE = {"provider": PROVIDER, "model": MODEL}
 
 
 def _request(**overrides: Any) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def test_a_request_lands_in_every_family(state: SharedState) -> None:
     snap = metrics.snapshot()
     assert snap.requests == 1
     (route,) = snap.routes
-    assert (route.provider, route.model, route.requests, route.stream_requests) == (*ROUTE.values(), 1, 1)
+    assert (route.provider, route.model, route.requests, route.stream_requests) == (PROVIDER, MODEL, 1, 1)
     assert route.latency_ms.counts[6] == 1 and route.latency_ms.total == 300  # le=500
     assert route.ttft_ms.counts[5] == 1 and route.ttft_ms.total == 120  # le=250
     assert route.overhead_us.counts[3] == 1 and route.overhead_us.total == 500  # le=500 µs
@@ -77,7 +78,7 @@ def test_a_request_lands_in_every_family(state: SharedState) -> None:
     sonnet = BUILTIN_PRICES["claude-sonnet-4"]
     assert route.cost_usd == (1000 * sonnet.input + 200 * sonnet.output + 500 * 0.3 + 100 * 3.75) / 1e6
     assert route.priced and route.errors == 0
-    assert snap.statuses == (StatusCount(*ROUTE.values(), 200, 1),)
+    assert snap.statuses == (StatusCount(PROVIDER, MODEL, 200, 1),)
     assert snap.scenarios == {"default": 1}
     assert snap.minute.requests == snap.recent.requests == 1
     assert (snap.minute.input_tokens, snap.minute.output_tokens, snap.minute.latency_us) == (
@@ -112,11 +113,10 @@ def test_failures_by_type(state: SharedState) -> None:
     metrics.record(**_request(status=200, error_type="api_error"))  # failed mid-stream
     metrics.record(**_request(provider="", model="", status=401, scenario=""))  # refused before routing
     snap = metrics.snapshot()
-    provider, model = ROUTE.values()
     assert snap.errors == (
         ErrorCount("", "", "authentication_error", 1),
-        ErrorCount(provider, model, "api_error", 1),
-        ErrorCount(provider, model, "overloaded_error", 1),
+        ErrorCount(PROVIDER, MODEL, "api_error", 1),
+        ErrorCount(PROVIDER, MODEL, "overloaded_error", 1),
     )
     assert [route.errors for route in snap.routes] == [1, 2]
     assert snap.minute.errors == 3
@@ -156,12 +156,14 @@ def test_the_timer_measures_and_keeps_the_gauges(state: SharedState) -> None:
     assert (snap.active_requests, snap.active_streams) == (2, 1)
     streaming.upstream_wait(0.0)
     streaming.first_token()
-    streaming.finish(**ROUTE, scenario="default", status=200, input_tokens=3, session="s")
-    streaming.finish(**ROUTE, scenario="default", status=200)  # once only
+    streaming.finish(
+        provider=PROVIDER, model=MODEL, scenario="default", status=200, input_tokens=3, session="s"
+    )
+    streaming.finish(provider=PROVIDER, model=MODEL, scenario="default", status=200)  # once only
     streaming.close()
     with plain:
         pass
-    plain.finish(**ROUTE, scenario="default", status=200)  # closed: nothing recorded
+    plain.finish(provider=PROVIDER, model=MODEL, scenario="default", status=200)  # closed: nothing recorded
     snap = metrics.snapshot()
     assert (snap.active_requests, snap.active_streams, snap.requests) == (0, 0, 1)
     (route,) = snap.routes

@@ -45,7 +45,7 @@ SEED_NAMES = {
 }
 
 
-def _busy() -> bytes:
+def _busy() -> str:
     return render(
         snapshot(
             requests=4,

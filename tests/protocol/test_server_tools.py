@@ -40,6 +40,8 @@ from ccr_fast.protocol.server_tools import (
 PLAIN = OpenAIDialect()
 OPENROUTER = OpenAIDialect(thinking_param="openrouter", reasoning_out="reasoning_details")
 DEEPSEEK = OpenAIDialect(reasoning_out="reasoning_content", max_tokens_cap=8192)
+#: the vercel transformer (and reasoning {format: max_tokens}) share OpenRouter's reasoning request object
+VERCEL = OpenAIDialect(thinking_param="openrouter")
 
 LOCATION = {"type": "approximate", "city": "Berlin", "country": "DE", "timezone": "Europe/Berlin"}
 WEB_SEARCH: dict[str, Any] = {
@@ -184,15 +186,12 @@ def test_server_tools_are_versioned_types_without_a_schema() -> None:
 
 def test_find_web_search_reads_its_settings() -> None:
     assert find_web_search([READ, WEB_FETCH, WEB_SEARCH]) == WebSearchTool(
-        max_uses=3,
-        allowed_domains=("python.org",),
-        user_location=LOCATION,
+        allowed_domains=("python.org",), user_location=LOCATION
     )
     assert find_web_search([READ, WEB_FETCH]) is None
     assert find_web_search("tools") is None
-    assert find_web_search([{"type": "web_search_20250305", "name": "web_search", "max_uses": True}]) == (
-        WebSearchTool()
-    )
+    plain = {"type": "web_search_20250305", "name": "web_search", "blocked_domains": "x", "user_location": 1}
+    assert find_web_search([plain]) == WebSearchTool()
 
 
 @pytest.mark.parametrize(
@@ -204,7 +203,10 @@ def test_find_web_search_reads_its_settings() -> None:
         ("openai", PLAIN, "gpt-4o-search-preview", "openai"),
         ("openai", PLAIN, "gpt-5-search-api", "openai"),
         ("openai", PLAIN, "gpt-4o", None),
+        ("openai", PLAIN, "o3-deep-research", None),
+        ("openai", PLAIN, "sonar-deep-research", None),
         ("openai", DEEPSEEK, "deepseek-chat", None),
+        ("openai", VERCEL, "anthropic/claude-sonnet-4", None),
     ],
 )
 def test_search_mode_per_upstream(endpoint: str, dialect: OpenAIDialect, model: str, expected: str) -> None:
@@ -294,11 +296,24 @@ def test_server_tool_warning_names_what_was_left_out() -> None:
         body(WEB_SEARCH), endpoint="openai", dialect=DEEPSEEK, model="deepseek-chat"
     )
     assert warning == "server tools not supported by model 'deepseek-chat' and left out: web_search_20250305"
-    assert warning.isascii()  # it travels as an HTTP header
     assert WARNING_HEADER == "x-ccr-warning"
     assert server_tool_warning(body(READ, BASH), endpoint="openai", dialect=PLAIN, model="gpt-4o") is None
-    assert server_tool_warning(body(WEB_SEARCH), endpoint="gemini", dialect=PLAIN, model="g") is None
     assert server_tool_warning({"tools": "x"}, endpoint="openai", dialect=PLAIN, model="gpt-4o") is None
+
+
+def test_server_tool_warning_names_domain_filters_a_native_search_cannot_apply() -> None:
+    plain = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
+    assert server_tool_warning(body(plain), endpoint="gemini", dialect=PLAIN, model="g") is None
+    filtered = {**plain, "blocked_domains": ["spam.example"]}
+    assert server_tool_warning(body(filtered), endpoint="anthropic", dialect=PLAIN, model="claude") is None
+    warning = server_tool_warning(body(filtered, WEB_FETCH), endpoint="gemini", dialect=PLAIN, model="g")
+    assert warning == (
+        "server tools not supported by model 'g' and left out: web_fetch_20250910; "
+        "web search on model 'g' does not apply blocked_domains"
+    )
+    both = server_tool_warning(body(WEB_SEARCH), endpoint="openai", dialect=OPENROUTER, model="ö/model")
+    assert both == "web search on model '\\xf6/model' does not apply allowed_domains"
+    assert both.isascii()  # it travels as an HTTP header
 
 
 # --- the response side ------------------------------------------------------------------------------------

@@ -79,6 +79,19 @@ def test_names_are_cut_at_a_character_boundary(segment: Segment) -> None:
     assert len(entries) == 2
 
 
+def test_a_key_placed_twice_in_a_race_reads_as_one(segment: Segment) -> None:
+    recent = _table(segment, capacity=4, probe=4)
+    assert recent.touch("k", (1, 10), 1, NOW, WINDOW)
+    # what the rare race leaves (two processes each taking a different idle record): a second record
+    racer = _table(segment, capacity=4, probe=4)
+    tag = KeyTable(segment).key_hash(b"k")
+    second = racer._record((tag + 1) & 3)
+    assert segment.atomics.cas(second[0], 0, tag)
+    racer._initialise(second, b"k", 2, NOW + 5, reused=False)
+    racer._update(second, (2, 5), NOW + 5)
+    assert recent.entries(NOW + 5, WINDOW) == [RecentEntry("k", NOW, NOW + 5, 2, (3, 15))]
+
+
 def test_misuse_is_refused(segment: Segment) -> None:
     with pytest.raises(ValueError):
         _table(segment, capacity=3)

@@ -92,6 +92,52 @@ def test_misuse_is_refused(segment: Segment, counters: RollingCounters) -> None:
         counters.sums_many((10, 0), T0)
 
 
+class _Interleaved:
+    """A key table whose atomics run ``between`` once, right after the first ``method`` call returns: the
+    moment another process's update would land in the middle of ours."""
+
+    def __init__(self, table: KeyTable, method: str, between: Callable[[], None]) -> None:
+        self._table = table
+        self._method = method
+        self._between: Callable[[], None] | None = between
+        self.state_words = table.state_words
+        self.slot = table.slot
+
+    @property
+    def atomics(self) -> _Interleaved:
+        return self
+
+    def __getattr__(self, name: str) -> Callable[..., int]:
+        real: Callable[..., int] = getattr(self._table.atomics, name)
+        if name != self._method:
+            return real
+
+        def call(*args: int) -> int:
+            result = real(*args)
+            between, self._between = self._between, None
+            if between is not None:
+                between()
+            return result
+
+        return call
+
+
+@pytest.mark.parametrize("moment", ["add", "load"])
+def test_an_update_that_loses_the_roll_is_counted_once(segment: Segment, moment: str) -> None:
+    """``add``: the other process rolls the bucket between our fetch-add and our look at the word;
+    ``load``: between our look and our compare-and-swap (which must then fail and retry)."""
+    table = KeyTable(segment)
+    other = RollingCounters(table, b"w", 2)
+    other.add(0, 100, T0 - RING_SECONDS)  # stale counts to be discarded
+
+    def other_process_updates() -> None:
+        other.add(0, 7, T0)
+
+    ours = RollingCounters(_Interleaved(table, moment, other_process_updates), b"w", 2)  # type: ignore[arg-type]
+    ours.add(0, 5, T0)
+    assert other.sums(1, T0) == [12, 0]
+
+
 # --- real processes -----------------------------------------------------------------------------------------
 
 

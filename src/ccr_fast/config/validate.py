@@ -69,6 +69,8 @@ OWN_KEYS = frozenset(
         "TRUSTED_PROXIES",
         "PATH_PREFIX",
         "UNIX_SOCKET",
+        # price table overrides for cost metrics: ccr_fast.observe.metrics
+        "Pricing",
         # admission control: ccr_fast.admission.AdmissionConfig
         "RateLimit",
         "Queue",

@@ -37,8 +37,8 @@ Where everything lives (all in the server's shared-memory segment, so every work
 * Sessions (``state.recent``): a bounded table of sessions active within ``session_window_s``.
 
 Hot path: ``record`` is dict lookups on tuples this process has seen before (the offsets of a label
-set's words are cached per process, since table slots never move) and about twenty atomic adds; no locks,
-no string formatting, no allocation beyond the cache keys.  A new label set costs a registration once per
+set's words are cached per process, since table slots never move) and about twenty atomic adds; no locks
+and no string formatting.  A new label set costs a registration once per
 process.  Metrics never fail a request: a series that cannot be registered (``max_series`` reached, key
 table full) is dropped and counted in ``ccr_metrics_series_dropped_total``.
 """
@@ -463,6 +463,12 @@ class Metrics:
         session_capacity: int = 256,
         session_window_s: float = 300.0,
     ) -> None:
+        """Attach to the metrics in ``state``'s segment (creating their fixed blocks, about 110 key-table
+        slots, if this is the first process); raises ``TableFull`` when the table cannot hold them.
+
+        Build it in the worker, after ``SharedState.attach``: the per-worker gauges belong to the process
+        that first counts with them.  ``pricing`` is the config's ``Pricing`` object (see ``Pricing``).
+        """
         self._state = state
         table = state.table
         self._atomics = table.atomics
@@ -717,15 +723,19 @@ class Metrics:
         return prometheus.render(self.snapshot())
 
     def realtime(self) -> dict[str, Any]:
+        """``/api/metrics/realtime`` (``metrics_api.realtime``)."""
         return metrics_api.realtime(self.snapshot())
 
     def providers(self) -> list[dict[str, Any]]:
+        """``/api/metrics/providers`` (``metrics_api.providers``)."""
         return metrics_api.providers(self.snapshot())
 
     def sessions(self, limit: int = metrics_api.SESSION_LIMIT) -> list[dict[str, Any]]:
+        """``/api/metrics/sessions`` (``metrics_api.sessions``)."""
         return metrics_api.sessions(self.snapshot(), limit)
 
     def summary(self) -> dict[str, Any]:
+        """``/api/metrics/summary`` (``metrics_api.summary``)."""
         return metrics_api.summary(self.snapshot())
 
     def stream(self, interval_s: float = 1.0) -> AsyncGenerator[bytes, None]:

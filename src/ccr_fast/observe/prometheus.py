@@ -15,7 +15,7 @@ double quote, newline); ``le`` bounds are written the way Go clients write them 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ __all__ = ["CONTENT_TYPE", "escape_label", "format_value", "render"]
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 _QUANTILES: Final = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
 _STATUS_CLASSES: Final = ("2xx", "4xx", "5xx")
-
-Labels = Sequence[tuple[str, str]]
 
 
 def escape_label(value: str) -> str:
@@ -52,6 +50,11 @@ def format_value(value: float) -> str:
     return repr(value)
 
 
+def _labels(*pairs: tuple[str, str]) -> str:
+    """``key="value",...`` (escaped, no braces): rendered once per series, reused for every line of it."""
+    return ",".join(f'{key}="{escape_label(value)}"' for key, value in pairs)
+
+
 class _Writer:
     """Collects families in order; a family's header is written once, before its samples."""
 
@@ -64,29 +67,35 @@ class _Writer:
         self._lines.append(f"# HELP {name} {_escape_help(help_text)}")
         self._lines.append(f"# TYPE {name} {kind}")
 
-    def sample(self, name: str, labels: Labels, value: float) -> None:
+    def sample(self, name: str, labels: str, value: float) -> None:
         if labels:
-            inner = ",".join(f'{key}="{escape_label(val)}"' for key, val in labels)
-            self._lines.append(f"{name}{{{inner}}} {format_value(value)}")
+            self._lines.append(f"{name}{{{labels}}} {format_value(value)}")
         else:
             self._lines.append(f"{name} {format_value(value)}")
 
     def single(self, name: str, kind: str, help_text: str, value: float) -> None:
         self.family(name, kind, help_text)
-        self.sample(name, (), value)
+        self.sample(name, "", value)
 
-    def labelled(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[Labels, float]]) -> None:
+    def labelled(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]) -> None:
         self.family(name, kind, help_text)
         for labels, value in samples:
             self.sample(name, labels, value)
 
-    def histograms(self, name: str, help_text: str, samples: Iterable[tuple[Labels, Histogram]]) -> None:
+    def histograms(self, name: str, help_text: str, samples: Iterable[tuple[str, Histogram]]) -> None:
         self.family(name, "histogram", help_text)
+        lines = self._lines
+        bucket = f"{name}_bucket{{"
+        les: dict[tuple[float, ...], list[str]] = {}
         for labels, histogram in samples:
+            prefix = f"{bucket}{labels}," if labels else bucket
             cumulative = histogram.cumulative()
-            for bound, count in zip(histogram.bounds, cumulative, strict=False):
-                self.sample(f"{name}_bucket", (*labels, ("le", format_value(bound))), count)
-            self.sample(f"{name}_bucket", (*labels, ("le", "+Inf")), cumulative[-1])
+            bounds = les.get(histogram.bounds)
+            if bounds is None:
+                bounds = les[histogram.bounds] = [format_value(bound) for bound in histogram.bounds]
+            for le, count in zip(bounds, cumulative, strict=False):
+                lines.append(f'{prefix}le="{le}"}} {count}')
+            lines.append(f'{prefix}le="+Inf"}} {cumulative[-1]}')
             self.sample(f"{name}_sum", labels, histogram.total)
             self.sample(f"{name}_count", labels, cumulative[-1])
 
@@ -98,7 +107,7 @@ def render(snapshot: Snapshot) -> bytes:
     """The exposition of ``snapshot``, UTF-8 encoded."""
     out = _Writer()
     routes = snapshot.routes
-    per_route = [((("provider", r.provider), ("model", r.model)), r) for r in routes]
+    per_route = [(_labels(("provider", r.provider), ("model", r.model)), r) for r in routes]
     minute, recent = snapshot.minute, snapshot.recent
     input_total = sum(r.input_tokens for r in routes)
     output_total = sum(r.output_tokens for r in routes)
@@ -130,7 +139,7 @@ def render(snapshot: Snapshot) -> bytes:
         "counter",
         "Responses by provider, model and HTTP status",
         (
-            ((("provider", s.provider), ("model", s.model), ("status", str(s.status))), s.count)
+            (_labels(("provider", s.provider), ("model", s.model), ("status", str(s.status))), s.count)
             for s in snapshot.statuses
         ),
     )
@@ -139,7 +148,7 @@ def render(snapshot: Snapshot) -> bytes:
         "counter",
         "Errors by provider, model and Anthropic error type",
         (
-            ((("provider", e.provider), ("model", e.model), ("type", e.type)), e.count)
+            (_labels(("provider", e.provider), ("model", e.model), ("type", e.type)), e.count)
             for e in snapshot.errors
         ),
     )
@@ -151,19 +160,19 @@ def render(snapshot: Snapshot) -> bytes:
         "ccr_status_codes_total",
         "counter",
         "Responses by status class",
-        (((("code", code),), count) for code, count in sorted(classes.items())),
+        ((_labels(("code", code)), count) for code, count in sorted(classes.items())),
     )
     out.labelled(
         "ccr_scenario_requests_total",
         "counter",
         "Requests by routing scenario",
-        (((("scenario", name),), count) for name, count in snapshot.scenarios.items()),
+        ((_labels(("scenario", name)), count) for name, count in snapshot.scenarios.items()),
     )
     out.labelled(
         "ccr_rate_limited_total",
         "counter",
         "Requests refused by a rate limit, by scope",
-        (((("scope", scope),), count) for scope, count in snapshot.rate_limited.items()),
+        ((_labels(("scope", scope)), count) for scope, count in snapshot.rate_limited.items()),
     )
 
     # tokens and cost

@@ -363,9 +363,8 @@ def _tools(tools: Any) -> tuple[list[JSONDict], set[str]]:
     out: list[JSONDict] = []
     if declarations:
         out.append({"functionDeclarations": declarations})
-    search = find_web_search(tools)
-    if search is not None:
-        out.append(gemini_search_tool(search))
+    if find_web_search(tools) is not None:
+        out.append(gemini_search_tool())
     return out, {d["name"] for d in declarations}
 
 

@@ -24,15 +24,18 @@ and one ``web_search_tool_result`` block listing ``web_search_result`` items, pl
 ``usage.server_tool_use.web_search_requests``.  Upstreams return no ``encrypted_content`` (Anthropic's
 opaque page text for a later turn), so it is empty; OpenAI and OpenRouter do not say what they searched for,
 so the query is empty for them.  ``max_uses`` and the domain filters have no counterpart in these APIs and
-are not enforced; Anthropic remains the upstream to use when they matter.
+are not enforced (``x-ccr-warning`` says so for domain filters); Anthropic remains the upstream to use when
+they matter.
 
-OpenRouter is recognised by its dialect (the ``openrouter`` transformer gives it OpenRouter's reasoning
-parameter), OpenAI's search models by name (``gpt-4o-search-preview``, ``gpt-5-search-api`` ...): other
+OpenRouter is recognised by its dialect: only the ``openrouter`` transformer has thinking sent back as
+OpenRouter's own ``reasoning_details`` (its ``reasoning`` request object is shared by other transformers).
+OpenAI's search models are recognised by name (``gpt-4o-search-preview``, ``gpt-5-search-api`` ...): other
 OpenAI-compatible servers reject ``web_search_options`` as an unknown field.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -82,8 +85,9 @@ WEB_SEARCH_PREFIX: Final = "web_search_"
 WEB_SEARCH_NAME: Final = "web_search"
 #: response header naming the request features the upstream could not honour
 WARNING_HEADER: Final = "x-ccr-warning"
-#: OpenAI's Chat Completions models that accept ``web_search_options`` all say so in their name
-_OPENAI_SEARCH_MARKER: Final = "search"
+#: OpenAI's Chat Completions models that accept ``web_search_options`` say so in their name, as a word
+#: (``gpt-4o-search-preview``, ``gpt-5-search-api``); ``o3-deep-research`` is not one of them
+_OPENAI_SEARCH_MODEL: Final = re.compile(r"(?:^|[-/_.:])search(?:$|[-/_.:])", re.IGNORECASE)
 _ONLINE_SUFFIX: Final = ":online"
 _SERVER_TOOL_ID_PREFIX: Final = "srv"
 _LOCATION_FIELDS: Final = ("city", "region", "country", "timezone")
@@ -165,9 +169,8 @@ def is_server_tool(tool: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class WebSearchTool:
-    """The settings of a request's ``web_search_*`` tool."""
+    """The settings of a request's ``web_search_*`` tool that other upstreams can use or must warn about."""
 
-    max_uses: int | None = None
     allowed_domains: tuple[str, ...] = ()
     blocked_domains: tuple[str, ...] = ()
     #: Anthropic's ``{type: "approximate", city, region, country, timezone}``
@@ -187,10 +190,8 @@ def find_web_search(tools: Any) -> WebSearchTool | None:
             continue
         if not str(tool["type"]).startswith(WEB_SEARCH_PREFIX):
             continue
-        max_uses = tool.get("max_uses")
         location = tool.get("user_location")
         return WebSearchTool(
-            max_uses=max_uses if isinstance(max_uses, int) and not isinstance(max_uses, bool) else None,
             allowed_domains=_strings(tool.get("allowed_domains")),
             blocked_domains=_strings(tool.get("blocked_domains")),
             user_location=location if isinstance(location, Mapping) else None,
@@ -200,9 +201,9 @@ def find_web_search(tools: Any) -> WebSearchTool | None:
 
 def openai_search_mode(dialect: OpenAIDialect, model: str) -> SearchMode | None:
     """How an OpenAI-compatible upstream searches: OpenRouter's plugin, OpenAI's search models, or not."""
-    if dialect.thinking_param == "openrouter":
+    if dialect.reasoning_out == "reasoning_details":
         return "openrouter"
-    if _OPENAI_SEARCH_MARKER in model.lower():
+    if _OPENAI_SEARCH_MODEL.search(model):
         return "openai"
     return None
 
@@ -232,7 +233,7 @@ def openai_search_fields(search: WebSearchTool, mode: SearchMode | None, model: 
     return {"web_search_options": options}
 
 
-def gemini_search_tool(search: WebSearchTool) -> JSONDict:
+def gemini_search_tool() -> JSONDict:
     """Gemini's Google Search grounding tool (it takes no settings the Anthropic tool could fill)."""
     return {"googleSearch": {}}
 
@@ -266,11 +267,30 @@ def dropped_server_tools(
 def server_tool_warning(
     body: Mapping[str, Any], *, endpoint: str, dialect: OpenAIDialect, model: str
 ) -> str | None:
-    """The ``x-ccr-warning`` value for a request whose server tools the upstream cannot run, else None."""
+    """The ``x-ccr-warning`` value for a request the upstream cannot serve as asked, else None.
+
+    It names the server tools left out, and the web search domain filters a native search cannot apply
+    (they change which pages an answer rests on).  ``max_uses`` is not mentioned: Claude Code always sends
+    it, and a search that runs once per answer stays within any limit.
+    """
+    notes: list[str] = []
     dropped = dropped_server_tools(body, endpoint=endpoint, dialect=dialect, model=model)
-    if not dropped:
-        return None
-    return f"server tools not supported by model {model!r} and left out: {', '.join(dropped)}"
+    if dropped:
+        notes.append(f"server tools not supported by model {model!r} and left out: {', '.join(dropped)}")
+    search = find_web_search(body.get("tools"))
+    if search is not None and endpoint != "anthropic" and search_mode(endpoint, dialect, model) is not None:
+        filters = [
+            name
+            for name, value in (
+                ("allowed_domains", search.allowed_domains),
+                ("blocked_domains", search.blocked_domains),
+            )
+            if value
+        ]
+        if filters:
+            notes.append(f"web search on model {model!r} does not apply {', '.join(filters)}")
+    # header values must be ASCII; model names almost always are
+    return "; ".join(notes).encode("ascii", "backslashreplace").decode() if notes else None
 
 
 # --- the response side ----------------------------------------------------------------------------------

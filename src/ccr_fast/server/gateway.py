@@ -10,11 +10,12 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from ccr_fast import __version__
 from ccr_fast.admission import AdmissionConfig, AdmissionController
 from ccr_fast.config import Config, redact
+from ccr_fast.observe.metrics import Metrics
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.resilience import InProcessStore, Resilience, ResilienceConfig, StateStore
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
@@ -25,6 +26,14 @@ from ccr_fast.server.client_ip import ClientAddress
 from ccr_fast.server.count_tokens import handle_count_tokens
 from ccr_fast.server.http import Request, Response, error_response, json_response
 from ccr_fast.server.messages import handle_messages
+from ccr_fast.server.metrics_routes import (
+    metrics_prometheus,
+    metrics_providers,
+    metrics_realtime,
+    metrics_sessions,
+    metrics_stream,
+    metrics_summary,
+)
 from ccr_fast.state.shared import SharedState
 from ccr_fast.state.store import ShmStore
 from ccr_fast.transformers import PlanCache, describe_transformers
@@ -61,6 +70,11 @@ class Gateway:
                 admission, state if state is not None else SharedState.local()
             )
         self.priority_header = admission.queue.priority_header
+        pricing = config.raw.get("Pricing")
+        self.metrics = Metrics(
+            state if state is not None else SharedState.local(),
+            pricing=pricing if isinstance(pricing, Mapping) else None,
+        )
         self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
         self.max_body_size = config.max_body_size
@@ -79,6 +93,12 @@ class Gateway:
             ("GET", "/api/config"): _get_config,
             ("GET", "/api/transformers"): _get_transformers,
             ("GET", "/api/circuits"): list_circuits,
+            ("GET", "/metrics"): metrics_prometheus,
+            ("GET", "/api/metrics/realtime"): metrics_realtime,
+            ("GET", "/api/metrics/providers"): metrics_providers,
+            ("GET", "/api/metrics/sessions"): metrics_sessions,
+            ("GET", "/api/metrics/summary"): metrics_summary,
+            ("GET", "/api/metrics/stream"): metrics_stream,
             ("POST", "/api/circuits/reset"): reset_circuit,
             ("POST", "/api/circuits/open"): open_circuit,
         }

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ccr_fast.admission import NOOP_TICKET, AdmissionContext, Ticket
+from ccr_fast.observe.metrics import RequestTimer
 from ccr_fast.protocol.anthropic_events import message_to_events
 from ccr_fast.protocol.anthropic_stream import AnthropicUsagePeek, usage_from_message
 from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
@@ -60,32 +61,60 @@ async def handle_messages(gw: Gateway, req: Request) -> Response:
 
 async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: float) -> Response:
     """Route and serve a parsed, validated Anthropic Messages body (shared by every inbound format)."""
-    admission = gw.admission
-    admit: AdmissionContext | None = None
-    if admission is not None:
-        admit = AdmissionContext(
-            req.client,
-            session_id(body, req.headers),
-            "default" if gw.auth is not None else None,
-            priority=req.headers.get(gw.priority_header),
-        )
-        admission.check_client(admit)  # 403 / 429 before any work is done
-    decision = await gw.router.route(body, req.headers, body_size=len(req.body))
     stream = body.get("stream") is True
-    route = f"{decision.provider},{decision.model}"
+    timer = gw.metrics.request_started(stream=stream)
+    decision: RouteDecision | None = None
     ticket = NOOP_TICKET
-    if admission is not None and admit is not None:
-        admit.provider, admit.model = decision.provider, decision.model
-        max_tokens = body.get("max_tokens")
-        admit.estimated_tokens = (decision.token_count or len(req.body) // 4) + (
-            max_tokens if isinstance(max_tokens, int) else 0
-        )
-        ticket = await admission.acquire_provider(admit)  # may wait in the queue; cancellable
-        route = ticket.route or route
     try:
-        return await _attempt(gw, req, body, started, decision, route, stream, ticket)
+        admission = gw.admission
+        admit: AdmissionContext | None = None
+        if admission is not None:
+            admit = AdmissionContext(
+                req.client,
+                session_id(body, req.headers),
+                "default" if gw.auth is not None else None,
+                priority=req.headers.get(gw.priority_header),
+            )
+            _admitted(gw, admission.check_client, admit, "client")  # 403 / 429 before any work
+        decision = await gw.router.route(body, req.headers, body_size=len(req.body))
+        route = f"{decision.provider},{decision.model}"
+        if admission is not None and admit is not None:
+            admit.provider, admit.model = decision.provider, decision.model
+            max_tokens = body.get("max_tokens")
+            admit.estimated_tokens = (decision.token_count or len(req.body) // 4) + (
+                max_tokens if isinstance(max_tokens, int) else 0
+            )
+            try:
+                ticket = await admission.acquire_provider(admit)  # may wait in the queue; cancellable
+            except GatewayError:
+                gw.metrics.rate_limited("provider")
+                raise
+            route = ticket.route or route
+        return await _attempt(gw, req, body, started, decision, route, stream, ticket, timer)
+    except GatewayError as err:
+        ticket.release()
+        timer.finish(
+            provider=decision.provider if decision else "-",
+            model=decision.model if decision else "-",
+            scenario=decision.scenario if decision else "-",
+            status=err.status,
+            error_type=err.error_type,
+        )
+        raise
     except BaseException:
         ticket.release()
+        timer.close()
+        raise
+
+
+def _admitted(
+    gw: Gateway, check: Callable[[AdmissionContext], None], ctx: AdmissionContext, scope: str
+) -> None:
+    try:
+        check(ctx)
+    except GatewayError as err:
+        if err.status == 429:
+            gw.metrics.rate_limited(scope)
         raise
 
 
@@ -98,6 +127,7 @@ async def _attempt(
     route: str,
     stream: bool,
     ticket: Ticket,
+    timer: RequestTimer,
 ) -> Response:
     """Try the route's deployments (retries, failover) until one answers 2xx, then respond."""
     now = time.monotonic()
@@ -130,7 +160,10 @@ async def _attempt(
         sent_at = time.monotonic()
         try:
             upstream_req = _build_upstream_request(gw, req, body, plan, dep.model, stream)
-            resp = await _send(gw, upstream_req, plan)
+            try:
+                resp = await _send(gw, upstream_req, plan)
+            finally:
+                timer.upstream_wait(time.monotonic() - sent_at)
         except _SendFailed as failed:
             last_error = failed.error
             result = AttemptResult(error=failed.kind, message=failed.error.message)
@@ -138,7 +171,7 @@ async def _attempt(
             if resp.status < 300:
                 ttft = time.monotonic() - sent_at
                 ctx = _Exchange(gw, req, decision, plan, started, stream, session_id(body, req.headers))
-                ctx.attempts, ctx.ttft, ctx.ticket = attempts, ttft, ticket
+                ctx.attempts, ctx.ttft, ctx.ticket, ctx.timer = attempts, ttft, ticket, timer
                 return await _respond(ctx, resp)
             try:
                 raw = await resp.read()
@@ -251,6 +284,7 @@ class _Exchange:
         "started",
         "stream",
         "ticket",
+        "timer",
         "ttft",
         "usage",
     )
@@ -275,6 +309,7 @@ class _Exchange:
         self.usage: dict[str, int] = {}
         self.attempts: AttemptPlan | None = None
         self.ticket: Ticket = NOOP_TICKET
+        self.timer: RequestTimer | None = None
         self.ttft: float | None = None
         #: set when the upstream broke after answering (TIMEOUT / NETWORK), for passive health
         self.failure: str | None = None
@@ -300,6 +335,20 @@ class _Exchange:
         if self.ticket is not NOOP_TICKET:
             self.ticket.charge_tokens(total_in + usage.get("output_tokens", 0))
             self.ticket.release()
+        if self.timer is not None:
+            failed = self.failure is not None
+            self.timer.finish(
+                provider=self.plan.provider,
+                model=self.plan.model,
+                scenario=self.decision.scenario,
+                status=502 if failed and status == 200 else status,
+                error_type="api_error" if failed else None,
+                input_tokens=usage.get("input_tokens", 0),
+                output_tokens=usage.get("output_tokens", 0),
+                cache_read=usage.get("cache_read_input_tokens", 0),
+                cache_write=usage.get("cache_creation_input_tokens", 0),
+                session=self.session,
+            )
         if access.isEnabledFor(logging.INFO):
             access.info(
                 "%s %s %s %s %d %s,%s scenario=%s stream=%s in=%d out=%d %.1fms",
@@ -318,7 +367,8 @@ class _Exchange:
             )
 
 
-async def _read_body(resp: UpstreamResponse, plan: Plan) -> bytes:
+async def _read_body(resp: UpstreamResponse, plan: Plan, timer: RequestTimer | None = None) -> bytes:
+    waited = time.monotonic()
     try:
         return await resp.read()
     except UpstreamTimeout as exc:
@@ -326,6 +376,8 @@ async def _read_body(resp: UpstreamResponse, plan: Plan) -> bytes:
     except UpstreamError as exc:
         raise GatewayError(502, f"provider '{plan.provider}' failed: {exc}", "api_error") from None
     finally:
+        if timer is not None:
+            timer.upstream_wait(time.monotonic() - waited)
         resp.close()
 
 
@@ -344,7 +396,7 @@ def _parse_upstream_json(raw: bytes, plan: Plan) -> dict[str, Any]:
 
 
 async def _non_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
-    raw = await _read_body(resp, ctx.plan)
+    raw = await _read_body(resp, ctx.plan, ctx.timer)
     headers = [*JSON_HEADERS]  # the gateway adds request-id to every non-streamed response
     plan = ctx.plan
     if plan.passthrough:
@@ -365,7 +417,7 @@ def _decode_message(ctx: _Exchange, raw: bytes) -> dict[str, Any]:
 
 
 async def _json_as_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
-    raw = await _read_body(resp, ctx.plan)
+    raw = await _read_body(resp, ctx.plan, ctx.timer)
     events = message_to_events(_decode_message(ctx, raw))
 
     async def once() -> AsyncIterator[bytes]:
@@ -374,10 +426,34 @@ async def _json_as_stream(ctx: _Exchange, resp: UpstreamResponse) -> Response:
     return Response(200, _sse_headers(ctx.req.request_id), stream=once(), on_complete=ctx.complete)
 
 
+async def _timed(chunks: AsyncIterator[bytes], ctx: _Exchange) -> AsyncIterator[bytes]:
+    """Count the time spent waiting on the upstream (not the gateway's own overhead), and mark the
+    first content chunk for time-to-first-token."""
+    timer = ctx.timer
+    if timer is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    clock = time.perf_counter
+    first = True
+    while True:
+        t0 = clock()
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            timer.upstream_wait(clock() - t0)
+            return
+        timer.upstream_wait(clock() - t0)
+        if first and chunk:
+            first = False
+            timer.first_token()
+        yield chunk
+
+
 async def _translated_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIterator[bytes]:
     translator = DIALECTS[ctx.plan.endpoint].translator(ctx.plan.model, ctx.decision.token_count or 0)
     try:
-        async for chunk in resp.iter_chunks(ctx.gw.keepalive_s):
+        async for chunk in _timed(resp.iter_chunks(ctx.gw.keepalive_s), ctx):
             if not chunk:
                 yield PING_EVENT
                 continue
@@ -422,7 +498,7 @@ async def _passthrough_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIt
     peek = AnthropicUsagePeek()
     pending = b""
     try:
-        async for chunk in resp.iter_chunks(ctx.gw.keepalive_s):
+        async for chunk in _timed(resp.iter_chunks(ctx.gw.keepalive_s), ctx):
             if not chunk:
                 if not pending:  # only between whole events
                     yield PING_EVENT

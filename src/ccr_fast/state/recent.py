@@ -16,7 +16,8 @@ Record words::
   idle record together) can lose its increment.  Sessions are a dashboard view; the exact totals are the
   counters of ``ccr_fast.observe.metrics``.
 * Readers skip a record whose stored name does not hash to its tag (being written) and merge the rare
-  duplicate (two processes placing one key while a third held the record it would have found).
+  duplicate: two processes placing one key at the same moment can each see a different record as idle
+  (one of them refreshed in between) and take one each.
 * When every record of a key's probe window is in use by keys active within the window, the key is not
   tracked and ``touch`` says so.  Keys longer than ``name_bytes`` are cut at a character boundary.
 
@@ -153,31 +154,27 @@ class RecentTable:
         tag = self._table.key_hash(encoded)
         atomics = self._atomics
         for _attempt in range(2):  # a lost compare-and-swap means another key just arrived: look again
-            candidate: tuple[int, tuple[int, ...], int] | None = None
+            candidate: tuple[tuple[int, ...], int] | None = None
             for step in range(self._probe):
-                index = (tag + step) & (self._capacity - 1)
                 try:
-                    offsets = self._record(index)
+                    offsets = self._record((tag + step) & (self._capacity - 1))
                 except TableFull:
                     return False
                 seen = atomics.load(offsets[_TAG])
-                if seen == tag:
-                    candidate = (index, offsets, seen)
-                    break
-                if seen == 0:
-                    candidate = (index, offsets, 0)  # the key cannot be further along: take this one
+                if seen == tag or seen == 0:  # found it, or it cannot be further along: take this one
+                    candidate = (offsets, seen)
                     break
                 if candidate is None and atomics.load(offsets[_LAST]) < now_ms - window_ms:
-                    candidate = (index, offsets, seen)
+                    candidate = (offsets, seen)  # idle: reusable unless the key turns up further along
             if candidate is None:
                 return False
-            index, offsets, seen = candidate
-            if seen != tag:
-                if not atomics.cas(offsets[_TAG], seen, tag):
-                    continue
-                self._initialise(offsets, encoded, note, now_ms, reused=seen != 0)
-            elif note:
+            offsets, seen = candidate
+            if seen == tag:
                 atomics.store(offsets[_NOTE], note)
+            elif atomics.cas(offsets[_TAG], seen, tag):
+                self._initialise(offsets, encoded, note, now_ms, reused=seen != 0)
+            else:
+                continue
             self._update(offsets, deltas, now_ms)
             if len(self._placed) >= 4 * self._capacity:
                 self._placed.clear()
