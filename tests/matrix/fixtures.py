@@ -49,6 +49,8 @@ class Failure:
     message: str
     #: the failure comes after the stream started (only streaming clients can see it)
     midstream: bool = False
+    #: seconds the upstream asks the client to wait (forwarded as ``retry-after``)
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +72,10 @@ class Conversation:
         """The scripted reply for the mock: the intended answer, its delivery, the family's quirks."""
         delivery = dict(self.delivery)
         merged_quirks = {**quirks, **delivery.pop("quirks", {})}
-        if self.failure is not None and not self.failure.midstream:
-            return {
-                "error": {"status": self.failure.status, "message": self.failure.message, "retry_after": 3}
-            }
+        failure = self.failure
+        if failure is not None and not failure.midstream:
+            error = {"status": failure.status, "message": failure.message, "retry_after": failure.retry_after}
+            return {"error": error}
         reply: JSONDict = {
             "text": self.text,
             "thinking": self.thinking,
@@ -85,8 +87,8 @@ class Conversation:
             },
             **delivery,
         }
-        if self.failure is not None:
-            reply["midstream_error"] = {"message": self.failure.message}
+        if failure is not None:
+            reply["midstream_error"] = {"message": failure.message}
         if merged_quirks:
             reply["quirks"] = merged_quirks
         return reply
@@ -420,7 +422,7 @@ RATE_LIMITED = Conversation(
     name="error_rate_limited",
     anthropic={"messages": [{"role": "user", "content": "Hello?"}]},
     openai={"messages": [{"role": "user", "content": "Hello?"}]},
-    failure=Failure(status=429, error_type="rate_limit_error", message="slow down, please"),
+    failure=Failure(status=429, error_type="rate_limit_error", message="slow down, please", retry_after=3),
 )
 
 FAILS_MIDSTREAM = Conversation(

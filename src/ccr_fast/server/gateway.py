@@ -6,6 +6,7 @@ plus the upstream transport. The ASGI and RSGI adapters in ``app.py`` are thin s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from ccr_fast import __version__
 from ccr_fast.admission import AdmissionConfig, AdmissionController
+from ccr_fast.admission.config import Limits, Rate
 from ccr_fast.config import Config, redact
 from ccr_fast.observe.metrics import Metrics
 from ccr_fast.protocol.errors import GatewayError
@@ -34,6 +36,8 @@ from ccr_fast.server.metrics_routes import (
     metrics_stream,
     metrics_summary,
 )
+from ccr_fast.state.redis_backend import LeasedLimiter, RedisBackend
+from ccr_fast.state.redis_backend import from_config as redis_from_config
 from ccr_fast.state.shared import SharedState
 from ccr_fast.state.store import ShmStore
 from ccr_fast.transformers import PlanCache, describe_transformers
@@ -63,6 +67,20 @@ class Gateway:
         store: StateStore = ShmStore(state.table) if state is not None else InProcessStore()
         self.resilience = Resilience(ResilienceConfig.from_config(config.raw), store, random.Random())
         admission = AdmissionConfig.from_config(config.raw)
+        # Across machines (State.backend = "redis"): the global limit is kept in Redis, in front of which
+        # each machine leases units through its shared memory; the other limits stay per machine.
+        self.redis: RedisBackend | None = None
+        self.global_limiter: LeasedLimiter | None = None
+        self.global_rates: tuple[Rate, ...] = ()
+        redis_settings = redis_from_config(config.raw.get("State"))
+        if redis_settings is not None and admission.rate_limit.global_limits.requests:
+            self.redis = RedisBackend.from_settings(redis_settings)
+            shared = state if state is not None else SharedState.local()
+            self.global_limiter = LeasedLimiter(self.redis, shared, redis_settings.lease_size)
+            self.global_rates = admission.rate_limit.global_limits.requests
+            admission = dataclasses.replace(
+                admission, rate_limit=dataclasses.replace(admission.rate_limit, global_limits=Limits())
+            )
         #: rate limits and queues; None when nothing is configured (the hot path skips admission)
         self.admission: AdmissionController | None = None
         if admission.enabled:
@@ -148,6 +166,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 async def _root(gw: Gateway, req: Request) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,8 @@ async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: flo
     decision: RouteDecision | None = None
     ticket = NOOP_TICKET
     try:
+        if gw.global_limiter is not None:
+            await _global_limit(gw)
         admission = gw.admission
         admit: AdmissionContext | None = None
         if admission is not None:
@@ -105,6 +108,19 @@ async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: flo
         ticket.release()
         timer.close()
         raise
+
+
+async def _global_limit(gw: Gateway) -> None:
+    """The global limit shared by every machine through Redis (fail-open or fail-closed when it is down)."""
+    assert gw.global_limiter is not None
+    for i, rate in enumerate(gw.global_rates):
+        decision = await gw.global_limiter.allow(f"global/{i}", rate.per_second, rate.burst)
+        if not decision.allowed:
+            gw.metrics.rate_limited("global")
+            wait = max(1, math.ceil(decision.retry_after))
+            raise GatewayError(
+                429, "rate limit exceeded: RateLimit.global", "rate_limit_error", {"retry-after": str(wait)}
+            )
 
 
 def _admitted(
