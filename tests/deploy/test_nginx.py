@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.e2e.conftest import gateway_config
+from tests.redis_server import REDIS_SERVER, RedisServer
 from tests.servers import RunningServer, free_port, run_ccr_fast, wait_http
 
 from ccr_fast.mock import MockProvider
@@ -28,6 +30,12 @@ BODY = {
     "stream": True,
     "messages": [{"role": "user", "content": "x"}],
 }
+
+
+@contextlib.contextmanager
+def _with_redis_url(cfg: dict[str, object], redis: RedisServer) -> Iterator[None]:
+    cfg["State"] = {"backend": "redis", "redis": {"url": redis.url, "failMode": "open"}}
+    yield
 
 
 def _nginx_conf(tmp: Path, listen: str, servers: list[str], prefix_location: bool) -> Path:
@@ -65,9 +73,21 @@ def stack(
     if NGINX is None:
         pytest.skip("nginx is not installed (make test installs the nginx-light package)")
     tmp = tmp_path_factory.mktemp("nginx")
-    cfg = gateway_config(mock_provider.url, TRUSTED_PROXIES=["127.0.0.1/32"], PATH_PREFIX="/ccr")
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (make test installs it)")
+    redis = RedisServer(tmp / "redis")
+    # both instances share one Redis, as machines behind one nginx would (one global limit)
+    cfg = gateway_config(
+        mock_provider.url,
+        TRUSTED_PROXIES=["127.0.0.1/32"],
+        PATH_PREFIX="/ccr",
+        RateLimit={"global": {"requestsPerMinute": 100000}},
+        State={"backend": "redis", "redis": {"url": "", "failMode": "open"}},
+    )
     sock = tmp / "b.sock"
     with (
+        redis,
+        _with_redis_url(cfg, redis),
         run_ccr_fast(cfg, tmp / "a") as a,
         run_ccr_fast(cfg, tmp / "b", extra_args=["--uds", str(sock)], ready_url=None) as b,
     ):
@@ -122,8 +142,8 @@ def test_stream_passes_through_unbuffered(stack: dict[str, object], mock: MockPr
 def test_client_ip_from_trusted_proxy_only(stack: dict[str, object], mock: MockProvider) -> None:
     """The client connects from 127.0.0.5; it also sends a forged X-Forwarded-For."""
     mock.script([{"text": "ok"}] * 4)
-    before = len(stack["a"].log()), len(stack["b"].log())  # type: ignore[attr-defined]
     transport = httpx.HTTPTransport(local_address="127.0.0.5")
+    ids = []
     with httpx.Client(transport=transport, timeout=10) as http:
         for _ in range(4):
             r = http.post(
@@ -132,12 +152,14 @@ def test_client_ip_from_trusted_proxy_only(stack: dict[str, object], mock: MockP
                 headers={"x-forwarded-for": "203.0.113.9"},
             )
             assert r.status_code == 200, r.text
-    def new_access_lines() -> list[str]:
-        logs = stack["a"].log()[before[0] :] + stack["b"].log()[before[1] :]  # type: ignore[attr-defined]
-        return [line for line in logs.splitlines() if "ccr_fast.access" in line and "/v1/messages" in line]
+            ids.append(r.headers["request-id"])
+
+    def our_access_lines() -> list[str]:
+        logs = stack["a"].log() + stack["b"].log()  # type: ignore[attr-defined]
+        return [ln for ln in logs.splitlines() if "ccr_fast.access" in ln and any(i in ln for i in ids)]
 
     deadline = time.monotonic() + 5  # access lines are written once each response has ended
-    while len(access := new_access_lines()) < 4 and time.monotonic() < deadline:
+    while len(access := our_access_lines()) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(access) == 4, access
     assert all(" 127.0.0.5 " in line for line in access), access
