@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        help="seconds a run may wait for other processes to quieten down (default 5; quick 2)",
+        help="seconds a run may wait for other processes to quieten down (default 2; quick 1)",
     )
     parser.add_argument("--no-micro", action="store_true", help="skip the micro benchmarks")
     parser.add_argument(
@@ -110,7 +110,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "latency_duration": (6.0, 3.0),
         "latency_rounds": (2, 1),
         "cold_starts": (3, 1),
-        "quiet_wait": (5.0, 2.0),
+        "quiet_wait": (2.0, 1.0),
     }
     for name, (full, short) in defaults.items():
         if getattr(args, name) is None:

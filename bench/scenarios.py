@@ -59,8 +59,8 @@ class Scenario:
     capture_model: str
     stream: bool
     body: Callable[[str], dict[str, Any]]
-    #: content events a correct response carries
-    chunks: int
+    #: content events a correct streamed response carries
+    chunks: int = 0
 
     def proxy_request(self, port: int, model: str | None = None) -> HttpRequest:
         """The request a proxy on ``port`` receives (with another ``model``: routed elsewhere)."""
@@ -80,54 +80,52 @@ SCENARIOS: dict[str, Scenario] = {
     s.key: s
     for s in (
         Scenario(
-            "nonstream-1k",
-            "non-stream, 1 KB, OpenAI translation",
-            "fast",
-            CLIENT_MODEL,
-            f"capture,{UPSTREAM_MODEL}",
-            False,
-            _small(False),
-            1,
+            key="nonstream-1k",
+            title="non-stream, 1 KB, OpenAI translation",
+            mock="fast",
+            model=CLIENT_MODEL,
+            capture_model=f"capture,{UPSTREAM_MODEL}",
+            stream=False,
+            body=_small(False),
         ),
         Scenario(
-            "passthrough-1k",
-            "non-stream, 1 KB, Anthropic pass-through",
-            "fast",
-            f"fast-anth,{UPSTREAM_ANTHROPIC_MODEL}",
-            f"capture-anth,{UPSTREAM_ANTHROPIC_MODEL}",
-            False,
-            _small(False),
-            1,
+            key="passthrough-1k",
+            title="non-stream, 1 KB, Anthropic pass-through",
+            mock="fast",
+            model=f"fast-anth,{UPSTREAM_ANTHROPIC_MODEL}",
+            capture_model=f"capture-anth,{UPSTREAM_ANTHROPIC_MODEL}",
+            stream=False,
+            body=_small(False),
         ),
         Scenario(
-            "stream-50",
-            "stream, 50 chunks, OpenAI translation",
-            "stream50",
-            f"stream50,{UPSTREAM_MODEL}",
-            f"capture,{UPSTREAM_MODEL}",
-            True,
-            _small(True),
-            50,
+            key="stream-50",
+            title="stream, 50 chunks, OpenAI translation",
+            mock="stream50",
+            model=f"stream50,{UPSTREAM_MODEL}",
+            capture_model=f"capture,{UPSTREAM_MODEL}",
+            stream=True,
+            body=_small(True),
+            chunks=50,
         ),
         Scenario(
-            "claude-code-100k",
-            "Claude-Code-sized body (100 KB, 24 tools), stream",
-            "fast",
-            CLIENT_MODEL,
-            f"capture,{UPSTREAM_MODEL}",
-            True,
-            _claude_code,
-            10,
+            key="claude-code-100k",
+            title="Claude-Code-sized body (100 KB, 24 tools), stream",
+            mock="fast",
+            model=CLIENT_MODEL,
+            capture_model=f"capture,{UPSTREAM_MODEL}",
+            stream=True,
+            body=_claude_code,
+            chunks=10,
         ),
         Scenario(
-            "paced-stream",
-            "stream, 50 chunks, TTFT 50 ms, 10 ms between chunks",
-            "paced",
-            f"paced,{UPSTREAM_MODEL}",
-            f"capture,{UPSTREAM_MODEL}",
-            True,
-            _small(True),
-            50,
+            key="paced-stream",
+            title="stream, 50 chunks, TTFT 50 ms, 10 ms between chunks",
+            mock="paced",
+            model=f"paced,{UPSTREAM_MODEL}",
+            capture_model=f"capture,{UPSTREAM_MODEL}",
+            stream=True,
+            body=_small(True),
+            chunks=50,
         ),
     )
 }

@@ -149,6 +149,15 @@ def test_target_checks() -> None:
     assert checks["Cython vs pure Python: cache key"]["status"] == "not measured"
 
 
+def test_negative_overhead_is_inconclusive() -> None:
+    data = results()
+    data["latency"]["nonstream-1k"]["ccr-fast"] = [_open_loop(0.4, 0.8)]
+    data["summary"] = summarize(data)
+    checks = {c["metric"]: c for c in target_checks(data)}
+    assert checks["added latency vs direct, light load, p50"]["measured"] == "-0.10 ms"
+    assert checks["added latency vs direct, light load, p50"]["status"] == "inconclusive (noise)"
+
+
 def test_render_docs_tables_and_skips() -> None:
     data = results()
     data["summary"] = summarize(data)

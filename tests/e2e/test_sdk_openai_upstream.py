@@ -195,3 +195,20 @@ def test_deepseek_max_tokens_cap(client: anthropic.Anthropic, mock: MockProvider
         model="ds,deepseek-chat", max_tokens=32000, messages=[{"role": "user", "content": "x"}]
     )
     assert mock.requests[-1]["body"]["max_tokens"] == 8192
+
+
+def test_web_search_without_native_search_is_dropped_with_a_warning(
+    client: anthropic.Anthropic, mock: MockProvider
+) -> None:
+    mock.script([{"text": "no search here"}])
+    raw = client.messages.with_raw_response.create(
+        model="claude-sonnet-5",
+        max_tokens=20,
+        tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "news?"}],
+    )
+    assert "web_search" in raw.headers.get("x-ccr-warning", "")
+    assert raw.parse().content[0].text == "no search here"
+    assert "tools" not in mock.requests[-1]["body"] or not any(
+        t.get("type", "function") != "function" for t in mock.requests[-1]["body"]["tools"]
+    )

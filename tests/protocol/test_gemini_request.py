@@ -14,7 +14,9 @@ from bench.bodies import claude_code_request
 
 from ccr_fast.protocol.gemini_request import GeminiDialect, anthropic_to_gemini, gemini_url
 from ccr_fast.protocol.gemini_response import gemini_to_anthropic
+from ccr_fast.protocol.gemini_schema import to_gemini_schema
 from ccr_fast.protocol.gemini_stream import GeminiStreamTranslator
+from ccr_fast.protocol.server_tools import client_tool_schema
 
 SIG = "CiQBjz1rX8Zm4Q=="
 SIG2 = "Cr0BAY89a1xyz="
@@ -367,7 +369,11 @@ def test_tool_declarations() -> None:
                     "name": "_2fa",
                     "parameters": {"type": "OBJECT", "properties": {"code": {"type": "STRING"}}},
                 },
-                {"name": "bash"},
+                {
+                    "name": "bash",
+                    # Anthropic-defined client tools come without a schema; one is supplied
+                    "parameters": to_gemini_schema(client_tool_schema("bash_20250124")),
+                },
             ]
         },
         {"googleSearch": {}},

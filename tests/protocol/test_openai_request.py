@@ -18,7 +18,8 @@ from ccr_fast.protocol.anthropic_ids import (
     to_anthropic_tool_id,
 )
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
-from ccr_fast.protocol.openai_request import EMPTY_SCHEMA, anthropic_to_openai
+from ccr_fast.protocol.openai_request import anthropic_to_openai
+from ccr_fast.protocol.server_tools import client_tool_schema
 
 OPENAI = OpenAIDialect()
 DEEPSEEK = OpenAIDialect(max_tokens_cap=8192, thinking_param="deepseek", reasoning_out="reasoning_content")
@@ -442,13 +443,19 @@ def test_tools_become_functions_and_server_tools_are_dropped() -> None:
             "type": "function",
             "function": {"name": "Deferred", "parameters": {"type": "object", "properties": {}}},
         },
-        {"type": "function", "function": {"name": "bash", "parameters": EMPTY_SCHEMA}},
-        {"type": "function", "function": {"name": "str_replace_based_edit_tool", "parameters": EMPTY_SCHEMA}},
+        {"type": "function", "function": {"name": "bash", "parameters": client_tool_schema("bash_20250124")}},
+        {
+            "type": "function",
+            "function": {
+                "name": "str_replace_based_edit_tool",
+                "parameters": client_tool_schema("text_editor_20250728"),
+            },
+        },
     ]
     assert not {"cache_control", "defer_loading", "max_uses"} & keys_anywhere(out)
     out["tools"][2]["function"]["parameters"]["properties"]["x"] = {"type": "string"}  # edited downstream
     again = translate({"messages": [{"role": "user", "content": "hi"}], "tools": TOOLS})
-    assert again["tools"][2]["function"]["parameters"] == {"type": "object", "properties": {}}
+    assert again["tools"][2]["function"]["parameters"] == client_tool_schema("bash_20250124")
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from ccr_fast.observe.metrics import RequestTimer
 from ccr_fast.protocol.anthropic_events import message_to_events
 from ccr_fast.protocol.anthropic_stream import AnthropicUsagePeek, usage_from_message
 from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
+from ccr_fast.protocol.server_tools import WARNING_HEADER, server_tool_warning
 from ccr_fast.resilience import CANCELLED, NETWORK, TIMEOUT, AttemptPlan, AttemptResult
 from ccr_fast.routing import session_id
 from ccr_fast.server.dialects import DIALECTS
@@ -188,7 +189,14 @@ async def _attempt(
                 ttft = time.monotonic() - sent_at
                 ctx = _Exchange(gw, req, decision, plan, started, stream, session_id(body, req.headers))
                 ctx.attempts, ctx.ttft, ctx.ticket, ctx.timer = attempts, ttft, ticket, timer
-                return await _respond(ctx, resp)
+                response = await _respond(ctx, resp)
+                if body.get("tools"):
+                    warning = server_tool_warning(
+                        body, endpoint=plan.endpoint, dialect=plan.dialect, model=dep.model
+                    )
+                    if warning:
+                        response.headers.append((WARNING_HEADER, warning))
+                return response
             try:
                 raw = await resp.read()
             except UpstreamError:
