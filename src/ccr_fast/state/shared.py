@@ -63,9 +63,11 @@ class SharedState:
 
     @classmethod
     def local(cls, *, table_capacity: int = 4096) -> SharedState:
-        """A private segment for one process (tests, embedded use); unlinked when closed."""
+        """A private segment for one process (tests, embedded use). Its file is removed at once — the
+        mapping lives on until the process ends — so nothing is left in /dev/shm, however it ends."""
         state = cls.create(table_capacity=table_capacity, prefix=f"{PREFIX}-local{next(_local_ids)}")
         state.claim_worker_slot()
+        state.segment.unlink()
         return state
 
     def worker_pid_offset(self, slot: int) -> int:
