@@ -540,7 +540,8 @@ def versions(ccr_cli: Path | None) -> dict[str, Any]:
 
 def git_info() -> dict[str, Any]:
     commit = _run_text(["git", "-C", str(REPO), "rev-parse", "HEAD"])
-    dirty = bool(_run_text(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]))
+    # untracked files count: a run of code that is not committed yet cannot be reproduced from the commit
+    dirty = bool(_run_text(["git", "-C", str(REPO), "status", "--porcelain"]))
     return {"commit": commit or None, "dirty": dirty}
 
 
@@ -556,6 +557,8 @@ def _frame_name(frame: str) -> str:
 def _package(frame: str) -> str:
     """The package a frame's file belongs to: ``ccr_fast.server``, ``aiohttp``, ``asyncio``, ``random``..."""
     location = frame.rpartition(" (")[2].rsplit(":", 1)[0]
+    if not location.endswith(".py"):  # generated code (dataclasses, attrs) or a frame py-spy misread
+        return "(no source file)"
     parts = location.split("/")
     if parts[0] == "ccr_fast" and len(parts) > 2:
         return f"ccr_fast.{parts[1]}"

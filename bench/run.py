@@ -3,11 +3,13 @@
 The run installs what it needs (wrk, Claude Code Router), starts three mock upstreams, ccr-fast (RSGI and ASGI
 on their own CPU, and RSGI with ``--workers`` on the whole machine) and CCR, then measures, interleaved per
 scenario and repeated for ``--rounds`` rounds: closed-loop throughput (wrk), open-loop latency at a light
-load, TTFT and per-chunk delay, memory and cold start. It finishes with the micro benchmarks, writes
-``bench/results/<timestamp>.json`` and regenerates ``docs/benchmarks.md`` from it.
+load (plus the same request back to back), TTFT and per-chunk delay, memory and cold start. It finishes
+with the micro benchmarks, writes ``bench/results/<timestamp>.json`` and regenerates ``docs/benchmarks.md``.
 
 Interleaving (direct, ccr-fast, ..., CCR, then again) spreads the noise of a shared machine over every
-system instead of handing one system a quiet minute and another a busy one; medians over rounds are reported.
+system instead of handing one system a quiet minute and another a busy one; medians over rounds are
+reported. Each timed run also waits briefly for a quiet moment and records how much of the machine other
+processes took while it ran.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ COLLAPSED = f"""\
 {ENTRY};handle (ccr_fast/server/messages.py:79);send (aiohttp/client.py:930) 6
 {ENTRY};handle (ccr_fast/server/messages.py:80);translate (ccr_fast/protocol/openai_request.py:54) 3
 thread (7): MainThread;getrandbits (random.py:805) 1
+thread (7): MainThread;__init__ (<string>:9) 1
 {ENTRY} 10
 thread (9) 500
 thread (9);_schedule (granian/_futures.py:96) 2
@@ -37,14 +38,16 @@ def test_summarize_stacks() -> None:
     # Granian's I/O thread (mostly without Python frames) is left out; the loop thread is summarised
     assert summary["thread"] == "thread (7): MainThread"
     assert summary["entry"] == "MPServer._spawn_rsgi_worker (granian/server/mp.py)"
-    assert summary["samples"] == 20
-    assert summary["native_share"] == 0.5
-    assert summary["self"][0] == {"name": "send (aiohttp/client.py)", "share": 0.3}
+    assert summary["samples"] == 21
+    assert summary["native_share"] == 10 / 21
+    assert summary["self"][0] == {"name": "send (aiohttp/client.py)", "share": 6 / 21}
     inclusive = {row["name"]: row["share"] for row in summary["inclusive"]}
     # two lines of one function count together, once per stack
-    assert inclusive["handle (ccr_fast/server/messages.py)"] == pytest.approx(0.45)
-    packages = {row["name"]: row["share"] for row in summary["self_by_package"]}
-    assert packages == {"aiohttp": 0.3, "ccr_fast.protocol": 0.15, "random": 0.05}
+    assert inclusive["handle (ccr_fast/server/messages.py)"] == pytest.approx(9 / 21)
+    packages = {row["name"]: row["share"] * 21 for row in summary["self_by_package"]}
+    assert packages == pytest.approx(
+        {"aiohttp": 6, "ccr_fast.protocol": 3, "random": 1, "(no source file)": 1}
+    )
 
 
 def test_summarize_empty_profile() -> None:

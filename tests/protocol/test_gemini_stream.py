@@ -9,18 +9,24 @@ rules the Anthropic SDK's accumulator relies on (protocols.md §2.3), and by fee
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import anthropic
-import httpx2
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.sse_checks import (
+    blocks,
+    check_order,
+    check_vector,
+    normalise,
+    parse,
+    sdk_message,
+    without_minted_ids,
+)
 
 from ccr_fast import _speedups
 from ccr_fast.mock import MockProvider
@@ -33,13 +39,6 @@ NAMES = sorted(p.stem for p in VECTORS.glob("*.sse"))
 #: the vectors that end in a message (the others end in an error event)
 MESSAGE_NAMES = [n for n in NAMES if "message" in json.loads((VECTORS / f"{n}.json").read_text())]
 BUILT = _speedups.compiled("sse_framer") is not None
-MINTED_ID = re.compile(r"toolu_01[0-9A-Za-z]{24}")
-USAGE_FIELDS = {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}
-DELTA_FOR = {
-    "text": {"text_delta", "citations_delta"},
-    "thinking": {"thinking_delta", "signature_delta"},
-    "tool_use": {"input_json_delta"},
-}
 
 
 @pytest.fixture(
@@ -72,7 +71,7 @@ def run(reads: list[bytes], input_tokens: int = 0) -> bytes:
 
 def run_stable(reads: list[bytes], input_tokens: int = 0) -> bytes:
     """``run`` with minted (random) tool ids replaced, so that two runs can be compared byte for byte."""
-    return re.sub(MINTED_ID.pattern.encode(), b"toolu_01*", run(reads, input_tokens))
+    return without_minted_ids(run(reads, input_tokens))
 
 
 def sse(*chunks: Any) -> bytes:
@@ -85,118 +84,6 @@ def response(parts: list[Any], finish: str | None = None, **extra: Any) -> dict[
     if finish is not None:
         candidate["finishReason"] = finish
     return {"candidates": [candidate], **extra}
-
-
-def parse(out: bytes) -> list[dict[str, Any]]:
-    """Anthropic frames, strictly: ``event: <type>\\ndata: <json>\\n\\n`` with data.type == type."""
-    assert out.endswith(b"\n\n") or not out
-    events = []
-    for frame in out.split(b"\n\n")[:-1]:
-        head, data = frame.split(b"\n")
-        assert head.startswith(b"event: ") and data.startswith(b"data: ")
-        name, body = head[7:].decode(), orjson.loads(data[6:])
-        assert body["type"] == name
-        events.append({"event": name, "data": body})
-    return events
-
-
-def normalise(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if isinstance(value, str) and MINTED_ID.fullmatch(value):
-        return "toolu_01*"
-    return value
-
-
-def check_order(events: list[dict[str, Any]]) -> None:
-    """The rules of protocols.md §2.3, which the SDK accumulator assumes without checking."""
-    assert events and events[0]["event"] == "message_start"
-    assert isinstance(events[0]["data"]["message"]["usage"], dict)
-    started = 0
-    open_block: dict[str, Any] | None = None
-    message_deltas = 0
-    for position, event in enumerate(events[1:], start=1):
-        name, data = event["event"], event["data"]
-        last = position == len(events) - 1
-        if name == "content_block_start":
-            assert open_block is None and message_deltas == 0
-            assert data["index"] == started
-            started += 1
-            open_block = {"index": data["index"], "type": data["content_block"]["type"], "signature": False}
-        elif name == "content_block_delta":
-            assert open_block is not None and data["index"] == open_block["index"]
-            assert data["delta"]["type"] in DELTA_FOR[open_block["type"]]
-            assert not open_block["signature"], "nothing may follow a thinking block's signature"
-            open_block["signature"] = data["delta"]["type"] == "signature_delta"
-        elif name == "content_block_stop":
-            assert open_block is not None and data["index"] == open_block["index"]
-            if open_block["type"] == "thinking":
-                assert open_block["signature"], "a thinking block ends with its signature_delta"
-            open_block = None
-        elif name == "message_delta":
-            assert open_block is None
-            message_deltas += 1
-            assert data["delta"]["stop_reason"] is not None
-            assert set(data["usage"]) >= USAGE_FIELDS
-        elif name == "message_stop":
-            assert last and message_deltas == 1
-        elif name == "error":
-            assert last and message_deltas == 0
-        else:
-            raise AssertionError(f"unexpected event {name}")
-    assert events[-1]["event"] in ("message_stop", "error")
-
-
-def sdk_message(out: bytes) -> anthropic.types.Message:
-    """What the official SDK assembles from our bytes (raises the SDK's error for an ``event: error``)."""
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=out)
-
-    client = anthropic.Anthropic(
-        api_key="test",
-        base_url="http://upstream.test",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
-    )
-    with client.messages.stream(
-        model="claude-vector", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-    ) as stream:
-        return stream.get_final_message()
-
-
-def sdk_content(message: anthropic.types.Message) -> list[dict[str, Any]]:
-    content = []
-    for block in message.content:
-        dumped = block.model_dump(exclude_none=True)
-        dumped.pop("caller", None)
-        content.append(dumped)
-    return content
-
-
-def sdk_view(message: anthropic.types.Message) -> Any:
-    return normalise(
-        {
-            "content": sdk_content(message),
-            "stop_reason": message.stop_reason,
-            "usage": message.usage.model_dump(include=USAGE_FIELDS),
-        }
-    )
-
-
-def check_vector(expected: dict[str, Any], out: bytes) -> None:
-    events = parse(out)
-    check_order(events)
-    assert normalise(events) == expected["events"]
-    if "error" in expected:
-        with pytest.raises(anthropic.APIStatusError) as raised:
-            sdk_message(out)
-        assert isinstance(raised.value.body, dict)
-        assert raised.value.body["error"] == expected["error"]
-    else:
-        assert sdk_view(sdk_message(out)) == expected["message"]
 
 
 def upstream_chunks(raw: bytes) -> list[dict[str, Any]]:
@@ -267,8 +154,8 @@ def test_empty_stream_still_ends_the_message(decoder: str) -> None:
     t = translator(input_tokens=9)
     events = parse(t.feed(b"") + t.close())
     check_order(events)
-    assert [e["event"] for e in events] == ["message_start", "message_delta", "message_stop"]
-    assert events[1]["data"]["usage"]["input_tokens"] == 9
+    assert [e["type"] for e in events] == ["message_start", "message_delta", "message_stop"]
+    assert events[1]["usage"]["input_tokens"] == 9
     assert t.finished and not t.errored and t.stop_reason == "end_turn"
     assert t.close() == b"" and t.feed(sse(response([{"text": "late"}]))) == b""
 
@@ -277,12 +164,7 @@ def test_error_as_the_first_chunk_is_the_only_event(decoder: str) -> None:
     t = translator()
     error = {"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}
     events = parse(t.feed(sse(error)))
-    assert events == [
-        {
-            "event": "error",
-            "data": {"type": "error", "error": {"type": "rate_limit_error", "message": "Quota exceeded"}},
-        }
-    ]
+    assert events == [{"type": "error", "error": {"type": "rate_limit_error", "message": "Quota exceeded"}}]
     assert t.finished and t.errored and t.stop_reason is None
     assert t.close() == b"" and t.fail("api_error", "again") == b""
 
@@ -295,8 +177,8 @@ def test_nothing_is_emitted_after_an_error_chunk_in_the_same_read(decoder: str) 
     )
     events = parse(run([raw]))
     check_order(events)
-    assert events[-1]["data"]["error"] == {"type": "api_error", "message": "Internal error"}
-    assert [e["data"]["delta"]["text"] for e in events if e["event"] == "content_block_delta"] == ["a"]
+    assert events[-1]["error"] == {"type": "api_error", "message": "Internal error"}
+    assert [e["delta"]["text"] for e in events if e["type"] == "content_block_delta"] == ["a"]
 
 
 def test_fail_mid_stream_ends_with_an_error_event(decoder: str) -> None:
@@ -305,7 +187,7 @@ def test_fail_mid_stream_ends_with_an_error_event(decoder: str) -> None:
     tail = t.fail("api_error", "upstream connection reset")
     events = parse(head + tail)
     check_order(events)
-    assert events[-1]["data"] == {
+    assert events[-1] == {
         "type": "error",
         "error": {"type": "api_error", "message": "upstream connection reset"},
     }
@@ -321,7 +203,7 @@ def test_garbage_other_candidates_and_unknown_parts_are_ignored(decoder: str) ->
         response([{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}], "STOP"),
     )
     message = sdk_message(run([raw]))
-    assert sdk_content(message) == [{"type": "text", "text": "mine"}]
+    assert blocks(message) == [{"type": "text", "text": "mine"}]
     assert message.stop_reason == "end_turn"
 
 
@@ -485,5 +367,5 @@ async def test_round_trip_mid_stream_error_from_the_mock(mock: MockProvider) -> 
     out.append(t.close())
     events = parse(b"".join(out))
     check_order(events)
-    assert events[-1]["data"]["error"] == {"type": "api_error", "message": "backend died"}
+    assert events[-1]["error"] == {"type": "api_error", "message": "backend died"}
     assert t.errored

@@ -12,12 +12,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import anthropic
-import httpx2
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.sse_checks import check_order, check_vector, parse, sdk_message, sdk_view, without_minted_ids
 
 from ccr_fast import _speedups
 from ccr_fast.protocol import openai_stream
@@ -32,11 +31,6 @@ IMPLEMENTATIONS = [
     ),
     pytest.param("pure", id="pure"),
 ]
-MINTED_IDS = [
-    (re.compile(r"toolu_01[0-9A-Za-z]{24}"), "toolu_01*"),
-    (re.compile(r"toolu_sha_[0-9a-f]{48}"), "toolu_sha_*"),
-]
-USAGE_FIELDS = {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -62,10 +56,7 @@ def run(implementation: Implementation, reads: list[bytes], input_tokens: int = 
 
 def run_stable(implementation: Implementation, reads: list[bytes], input_tokens: int = 0) -> bytes:
     """``run`` with minted (random) tool ids replaced, so that two runs can be compared byte for byte."""
-    out = run(implementation, reads, input_tokens)
-    for pattern, placeholder in MINTED_IDS:
-        out = re.sub(pattern.pattern.encode(), placeholder.encode(), out)
-    return out
+    return without_minted_ids(run(implementation, reads, input_tokens))
 
 
 def sse(*chunks: Any) -> bytes:
@@ -77,124 +68,6 @@ def sse(*chunks: Any) -> bytes:
 
 def choice(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}], **extra}
-
-
-def parse(out: bytes) -> list[dict[str, Any]]:
-    """Anthropic frames, strictly: ``event: <type>\\ndata: <json>\\n\\n`` with data.type == type."""
-    assert out.endswith(b"\n\n") or not out
-    events = []
-    for frame in out.split(b"\n\n")[:-1]:
-        head, data = frame.split(b"\n")
-        assert head.startswith(b"event: ") and data.startswith(b"data: ")
-        name, body = head[7:].decode(), orjson.loads(data[6:])
-        assert body["type"] == name
-        events.append({"event": name, "data": body})
-    return events
-
-
-def normalise(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if isinstance(value, str):
-        for pattern, placeholder in MINTED_IDS:
-            if pattern.fullmatch(value):
-                return placeholder
-    return value
-
-
-DELTA_FOR = {
-    "text": {"text_delta", "citations_delta"},
-    "thinking": {"thinking_delta", "signature_delta"},
-    "tool_use": {"input_json_delta"},
-}
-
-
-def check_order(events: list[dict[str, Any]]) -> None:
-    """The rules of protocols.md §2.3, which the SDK accumulator assumes without checking."""
-    assert events and events[0]["event"] == "message_start"
-    assert isinstance(events[0]["data"]["message"]["usage"], dict)
-    started = 0
-    open_block: dict[str, Any] | None = None
-    message_deltas = 0
-    for position, event in enumerate(events[1:], start=1):
-        name, data = event["event"], event["data"]
-        last = position == len(events) - 1
-        if name == "content_block_start":
-            assert open_block is None and message_deltas == 0
-            assert data["index"] == started
-            started += 1
-            open_block = {"index": data["index"], "type": data["content_block"]["type"], "signature": False}
-        elif name == "content_block_delta":
-            assert open_block is not None and data["index"] == open_block["index"]
-            assert data["delta"]["type"] in DELTA_FOR[open_block["type"]]
-            assert not open_block["signature"], "nothing may follow a thinking block's signature"
-            open_block["signature"] = data["delta"]["type"] == "signature_delta"
-        elif name == "content_block_stop":
-            assert open_block is not None and data["index"] == open_block["index"]
-            if open_block["type"] == "thinking":
-                assert open_block["signature"], "a thinking block ends with its signature_delta"
-            open_block = None
-        elif name == "message_delta":
-            assert open_block is None
-            message_deltas += 1
-            assert data["delta"]["stop_reason"] is not None
-            assert set(data["usage"]) >= USAGE_FIELDS
-        elif name == "message_stop":
-            assert last and message_deltas == 1
-        elif name == "error":
-            assert last and message_deltas == 0
-        else:
-            raise AssertionError(f"unexpected event {name}")
-    assert events[-1]["event"] in ("message_stop", "error")
-
-
-def sdk_message(out: bytes) -> anthropic.types.Message:
-    """What the official SDK assembles from our bytes (raises the SDK's error for an ``event: error``)."""
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=out)
-
-    client = anthropic.Anthropic(
-        api_key="test",
-        base_url="http://upstream.test",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
-    )
-    with client.messages.stream(
-        model="claude-vector", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-    ) as stream:
-        return stream.get_final_message()
-
-
-def sdk_view(message: anthropic.types.Message) -> dict[str, Any]:
-    content = []
-    for block in message.content:
-        dumped = block.model_dump(exclude_none=True)
-        dumped.pop("caller", None)
-        dumped.pop("toolset_name", None)
-        content.append(dumped)
-    return normalise(
-        {
-            "content": content,
-            "stop_reason": message.stop_reason,
-            "usage": message.usage.model_dump(include=USAGE_FIELDS),
-        }
-    )
-
-
-def check_vector(expected: dict[str, Any], out: bytes) -> None:
-    events = parse(out)
-    check_order(events)
-    assert normalise(events) == expected["events"]
-    if "error" in expected:
-        with pytest.raises(anthropic.APIStatusError) as raised:
-            sdk_message(out)
-        assert isinstance(raised.value.body, dict)
-        assert raised.value.body["error"] == expected["error"]
-    else:
-        assert sdk_view(sdk_message(out)) == expected["message"]
 
 
 def lines_of(raw: bytes) -> list[bytes]:
@@ -263,8 +136,8 @@ def test_ccr_bug_1_usage_in_the_same_read_as_finish_reason_is_kept(implementatio
     t.feed(sse(choice({"role": "assistant", "content": ""})))
     t.feed(raw[: raw.index(b"data:", 1)])
     last = parse(t.feed(raw[raw.index(b"data:", 1) :]))
-    assert [e["event"] for e in last] == ["content_block_stop", "message_delta", "message_stop"]
-    assert last[1]["data"]["usage"] == {
+    assert [e["type"] for e in last] == ["content_block_stop", "message_delta", "message_stop"]
+    assert last[1]["usage"] == {
         "input_tokens": 30,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
@@ -285,13 +158,9 @@ def test_ccr_bug_2_text_after_a_tool_call_gets_a_new_block(implementation: Imple
     )
     events = parse(run(implementation, [raw]))
     check_order(events)
-    starts = [
-        (e["data"]["index"], e["data"]["content_block"]["type"])
-        for e in events
-        if e["event"] == "content_block_start"
-    ]
+    starts = [(e["index"], e["content_block"]["type"]) for e in events if e["type"] == "content_block_start"]
     assert starts == [(0, "text"), (1, "tool_use"), (2, "text")]
-    last_text = [e for e in events if e["event"] == "content_block_delta"][-1]["data"]
+    last_text = [e for e in events if e["type"] == "content_block_delta"][-1]
     assert last_text == {
         "type": "content_block_delta",
         "index": 2,
@@ -308,10 +177,10 @@ def test_ccr_bug_3_mid_stream_error_has_anthropics_shape(implementation: Impleme
     t = translator(implementation)
     events = parse(t.feed(raw) + t.close())
     assert events[-1] == {
-        "event": "error",
-        "data": {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit reached"}},
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Rate limit reached"},
     }
-    assert "message_stop" not in [e["event"] for e in events]
+    assert "message_stop" not in [e["type"] for e in events]
     assert t.errored and t.finished
     assert t.feed(sse(choice({"content": "late"}))) == b"" and t.close() == b""
 
@@ -319,7 +188,7 @@ def test_ccr_bug_3_mid_stream_error_has_anthropics_shape(implementation: Impleme
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_ccr_bug_6_and_22_missing_usage_still_reports_usage(implementation: Implementation) -> None:
     events = parse(run(implementation, [sse(choice({"content": "x"}, "stop"), "[DONE]")], input_tokens=77))
-    assert events[-2]["data"]["usage"] == {
+    assert events[-2]["usage"] == {
         "input_tokens": 77,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
@@ -331,8 +200,8 @@ def test_ccr_bug_6_and_22_missing_usage_still_reports_usage(implementation: Impl
 def test_usage_without_prompt_tokens_keeps_the_input_estimate(implementation: Implementation) -> None:
     raw = sse(choice({"content": "x"}, "stop", usage={"completion_tokens": 5}), "[DONE]")
     events = parse(run(implementation, [raw], input_tokens=50))
-    assert events[-2]["data"]["usage"]["input_tokens"] == 50
-    assert events[-2]["data"]["usage"]["output_tokens"] == 5
+    assert events[-2]["usage"]["input_tokens"] == 50
+    assert events[-2]["usage"]["output_tokens"] == 5
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -355,10 +224,8 @@ def test_ccr_bug_9_no_arguments_reach_a_closed_block(implementation: Implementat
     check_order(events)
     arguments: dict[int, str] = {}
     for event in events:
-        if event["event"] == "content_block_delta":
-            arguments[event["data"]["index"]] = (
-                arguments.get(event["data"]["index"], "") + event["data"]["delta"]["partial_json"]
-            )
+        if event["type"] == "content_block_delta":
+            arguments[event["index"]] = arguments.get(event["index"], "") + event["delta"]["partial_json"]
     assert {i: json.loads(a) for i, a in arguments.items()} == {
         0: {"a": "x"},
         1: {"b": [1, 2]},
@@ -398,7 +265,7 @@ def test_ccr_bug_11_upstream_failure_mid_stream_ends_with_an_error_event(
     tail = t.fail("api_error", "upstream connection reset")
     events = parse(head + tail)
     check_order(events)
-    assert events[-1]["data"] == {
+    assert events[-1] == {
         "type": "error",
         "error": {"type": "api_error", "message": "upstream connection reset"},
     }
@@ -412,7 +279,7 @@ def test_ccr_bug_11_clean_eof_without_done_still_ends_the_message(implementation
     out = t.feed(sse(choice({"content": "cut"}))) + t.close()
     events = parse(out)
     check_order(events)
-    assert events[-1]["event"] == "message_stop" and t.stop_reason == "end_turn"
+    assert events[-1]["type"] == "message_stop" and t.stop_reason == "end_turn"
     assert t.fail("api_error", "too late") == b""
 
 
@@ -460,7 +327,7 @@ def test_tool_name_arriving_after_the_id_is_waited_for(implementation: Implement
     )
     events = parse(run(implementation, [raw]))
     check_order(events)
-    assert events[1]["data"]["content_block"] == {
+    assert events[1]["content_block"] == {
         "type": "tool_use",
         "id": "call_1",
         "name": "Glob",
@@ -502,25 +369,20 @@ def test_other_choices_keep_alives_and_garbage_are_ignored(implementation: Imple
 def test_error_event_name_from_upstream(implementation: Implementation) -> None:
     raw = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n'
     events = parse(run(implementation, [raw]))
-    assert events == [
-        {
-            "event": "error",
-            "data": {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},
-        }
-    ]
+    assert events == [{"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}]
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_empty_upstream_stream_still_yields_a_valid_message(implementation: Implementation) -> None:
     events = parse(run(implementation, [b""]))
     check_order(events)
-    assert [e["event"] for e in events] == ["message_start", "message_delta", "message_stop"]
+    assert [e["type"] for e in events] == ["message_start", "message_delta", "message_stop"]
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_message_start_carries_model_id_and_estimate(implementation: Implementation) -> None:
     t = OpenAIStreamTranslator(model="claude-opus-4-8", input_tokens=1234, implementation=implementation)
-    start = parse(t.feed(sse(choice({"role": "assistant", "content": ""}))))[0]["data"]["message"]
+    start = parse(t.feed(sse(choice({"role": "assistant", "content": ""}))))[0]["message"]
     assert start["model"] == "claude-opus-4-8"
     assert re.fullmatch(r"msg_01[0-9A-Za-z]{24}", start["id"])
     assert start["usage"]["input_tokens"] == 1234

@@ -16,7 +16,7 @@ from ccr_fast.observe.log import setup_logging
 from ccr_fast.server.app import App
 from ccr_fast.server.gateway import Gateway
 from ccr_fast.state.shared import ENV_SEGMENT, SharedState
-from ccr_fast.upstream.aiohttp_transport import AiohttpTransport
+from ccr_fast.upstream.fast_transport import make_transport
 
 Interface = Literal["asgi", "rsgi"]
 
@@ -35,7 +35,7 @@ def create_app() -> App:
     """Granian factory: runs once in every worker process."""
     config = worker_config()
     setup_logging(config.log_level, access=config.log)
-    transport = AiohttpTransport(pool_size=config.upstream_pool_size)
+    transport = make_transport(config)
     segment = os.environ.get(ENV_SEGMENT)
     state = SharedState.attach(segment) if segment else SharedState.local()
     return App(Gateway(config, transport, state))
