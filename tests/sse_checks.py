@@ -128,7 +128,7 @@ def blocks(message: anthropic.types.Message) -> list[JSONDict]:
     return out
 
 
-# --- shared translator vectors (tests/vectors/<upstream>/*.json) ---------------------------------------------
+# --- shared translator vectors (tests/vectors/<upstream>/*.json) ----------------------------------------
 
 
 def without_minted_ids(out: bytes) -> bytes:

@@ -11,29 +11,16 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import multiprocessing
-import secrets
 from collections.abc import Callable, Iterator
-from multiprocessing.process import BaseProcess
 from types import ModuleType
-from typing import Any
 
 import pytest
 
-from ccr_fast import _speedups
-from ccr_fast.state import atomic
-from ccr_fast.state.segment import SHM_DIR, Layout, Segment
-from ccr_fast.state.shared import SLOT_WORDS, SharedState
+from ccr_fast.state.shared import SharedState
+from tests.state_fixtures import impl, make_states, prefix, procs, state
 
-COMPILED = _speedups.compiled("shm_atomic")
-IMPLS = [
-    pytest.param(atomic, id="pure"),
-    pytest.param(
-        COMPILED,
-        id="compiled",
-        marks=pytest.mark.skipif(COMPILED is None, reason="ccr_fast._ext.shm_atomic is not built"),
-    ),
-]
+__all__ = ["START_NS", "FakeClock", "clock", "impl", "new_state", "prefix", "procs", "settle", "state"]
+
 #: a fake CLOCK_MONOTONIC reading to start from, in nanoseconds
 START_NS = 10**12
 
@@ -93,74 +80,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> ModuleType:
-    module: ModuleType = request.param
-    return module
-
-
 @pytest.fixture
-def new_state(impl: ModuleType) -> Iterator[Callable[..., SharedState]]:
+def new_state(impl: ModuleType, prefix: str) -> Iterator[Callable[..., SharedState]]:
     """``new_state(table_capacity=...)``: a fresh segment on ``impl`` with this process in a worker slot."""
-    prefix = f"ccr-test-adm-{secrets.token_hex(4)}"
-    made: list[SharedState] = []
-
-    def make(table_capacity: int = 1024) -> SharedState:
-        layout = Layout(table_capacity=table_capacity, slot_words=SLOT_WORDS)
-        state = SharedState(Segment.create(layout, prefix=f"{prefix}{len(made)}", impl=impl))
-        state.claim_worker_slot()
-        made.append(state)
-        return state
-
-    yield make
-    for state in made:
-        state.close()
-        state.unlink()
-    for path in SHM_DIR.glob(f"{prefix}*"):
-        path.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def state(new_state: Callable[..., SharedState]) -> SharedState:
-    return new_state()
-
-
-def attach(name: str, impl: ModuleType) -> SharedState:
-    """In a forked child: the segment attached by name, as a worker does, and a worker slot of its own."""
-    state = SharedState(Segment.attach(name, impl=impl))
-    state.claim_worker_slot()
-    return state
-
-
-class Procs:
-    """Processes forked by one test; any still running at the end are killed."""
-
-    def __init__(self) -> None:
-        self.ctx = multiprocessing.get_context("fork")
-        self._started: list[BaseProcess] = []
-
-    def start(self, target: Callable[..., None], *args: Any) -> BaseProcess:
-        process = self.ctx.Process(target=target, args=args, daemon=True)
-        process.start()
-        self._started.append(process)
-        return process
-
-    def run(self, target: Callable[..., None], arg_lists: list[tuple[Any, ...]]) -> None:
-        """Start one process per argument tuple, all at once, and require each to exit cleanly."""
-        processes = [self.start(target, *args) for args in arg_lists]
-        for process in processes:
-            process.join(timeout=60)
-        assert [p.exitcode for p in processes] == [0] * len(processes)
-
-    def kill_all(self) -> None:
-        for process in self._started:
-            if process.is_alive():
-                process.kill()
-            process.join()
-
-
-@pytest.fixture
-def procs() -> Iterator[Procs]:
-    runner = Procs()
-    yield runner
-    runner.kill_all()
+    yield from make_states(impl, prefix, table_capacity=1024)

@@ -15,8 +15,9 @@ import pytest
 from ccr_fast.admission import AdmissionConfig, AdmissionContext, AdmissionController
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.state.shared import SharedState
+from tests.state_fixtures import Procs, attach
 
-from .conftest import START_NS, FakeClock, Procs, attach
+from .conftest import START_NS, FakeClock
 
 N = 500  # the global limit, requests per second
 GLOBAL = {"RateLimit": {"global": {"requestsPerSecond": N}}}

@@ -11,8 +11,9 @@ import pytest
 
 from ccr_fast.admission.queue import QueueDepth, QueueFull, QueueTimeout, WaitQueue
 from ccr_fast.state.shared import SharedState
+from tests.state_fixtures import Procs, attach
 
-from .conftest import START_NS, FakeClock, Procs, attach, settle
+from .conftest import START_NS, FakeClock, settle
 
 SECOND = 10**9
 

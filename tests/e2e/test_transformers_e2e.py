@@ -14,7 +14,7 @@ from ccr_fast.mock import MockProvider
 from ccr_fast.transformers.reasoning import FORCE_REASONING_PROMPT
 from ccr_fast.transformers.tooluse import EXIT_TOOL
 from tests.servers import RunningServer, run_ccr_fast
-from tests.transformers.sse_helpers import blocks
+from tests.sse_checks import blocks
 
 pytestmark = pytest.mark.e2e
 

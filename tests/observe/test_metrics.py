@@ -21,8 +21,8 @@ from ccr_fast.observe.metrics import (
 )
 from ccr_fast.state.segment import Segment
 from ccr_fast.state.shared import SharedState
+from tests.state_fixtures import Procs, attach
 
-from .conftest import Procs, attach
 from .exposition import parse, value
 
 PROVIDER, MODEL = "openrouter", "anthropic/claude-sonnet-4"

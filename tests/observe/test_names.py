@@ -12,8 +12,7 @@ import pytest
 from ccr_fast.observe.names import LABELS, MAX_LABEL_BYTES, REGISTRY, SeriesRegistry
 from ccr_fast.state.blocks import claim_block
 from ccr_fast.state.shared import SharedState
-
-from .conftest import Procs, attach
+from tests.state_fixtures import Procs, attach
 
 
 def test_a_label_set_gets_one_series_and_reads_back(state: SharedState, impl: ModuleType) -> None:

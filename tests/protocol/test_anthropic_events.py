@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
-import httpx2
 import orjson
 import pytest
+from tests.sse_checks import sdk_message
 
 from ccr_fast.protocol.anthropic_events import message_to_events
 from ccr_fast.protocol.sse import SSEDecoder
@@ -98,22 +97,6 @@ def without_nones(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nones(v) for v in value]
     return value
-
-
-def sdk_message(raw: bytes) -> anthropic.types.Message:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=raw)
-
-    client = anthropic.Anthropic(
-        api_key="test",
-        base_url="http://upstream.test",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
-    )
-    with client.messages.stream(
-        model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-    ) as stream:
-        return stream.get_final_message()
 
 
 # --- order and framing ----------------------------------------------------------------------------------

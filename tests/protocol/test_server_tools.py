@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
-import httpx2
 import orjson
 import pytest
+from tests.sse_checks import check_order, parse, sdk_message
 
 from ccr_fast.protocol.gemini_request import anthropic_to_gemini
 from ccr_fast.protocol.gemini_response import gemini_to_anthropic
@@ -78,49 +77,6 @@ GROUNDING = {
 
 def body(*tools: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": "what's new in python?"}], "tools": list(tools), **extra}
-
-
-def events(out: bytes) -> list[dict[str, Any]]:
-    frames = []
-    for frame in out.split(b"\n\n")[:-1]:
-        head, data = frame.split(b"\n")
-        name, payload = head.removeprefix(b"event: ").decode(), orjson.loads(data.removeprefix(b"data: "))
-        assert payload["type"] == name
-        frames.append(payload)
-    return frames
-
-
-def check_indexes(frames: list[dict[str, Any]]) -> None:
-    """Blocks start at contiguous indexes, one at a time, each stopped before the next starts."""
-    started, open_index = 0, None
-    for frame in frames:
-        if frame["type"] == "content_block_start":
-            assert open_index is None and frame["index"] == started
-            open_index, started = frame["index"], started + 1
-        elif frame["type"] == "content_block_delta":
-            assert frame["index"] == open_index
-        elif frame["type"] == "content_block_stop":
-            assert frame["index"] == open_index
-            open_index = None
-    assert open_index is None
-
-
-def sdk_message(out: bytes) -> anthropic.types.Message:
-    """What the official SDK assembles from the stream bytes."""
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=out)
-
-    client = anthropic.Anthropic(
-        api_key="test",
-        base_url="http://upstream.test",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
-    )
-    with client.messages.stream(
-        model="m", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-    ) as stream:
-        return stream.get_final_message()
 
 
 # --- Anthropic-defined client tools -----------------------------------------------------------------------
@@ -372,7 +328,7 @@ def test_search_blocks_pair_a_server_tool_use_with_its_result() -> None:
 
 def test_search_events_are_what_the_sdk_reads_as_the_same_blocks() -> None:
     found = findings_from_annotations(ANNOTATIONS)
-    frames = events(search_events(2, found))
+    frames = parse(search_events(2, found))
     assert [(f["type"], f.get("index")) for f in frames] == [
         ("content_block_start", 2),
         ("content_block_delta", 2),
@@ -442,8 +398,8 @@ def test_openai_stream_sends_search_blocks_after_the_answer() -> None:
         b"data: [DONE]\n\n",
     ]
     out = b"".join(translator.feed(chunk) for chunk in upstream) + translator.close()
-    frames = events(out)
-    check_indexes(frames)
+    frames = parse(out)
+    check_order(frames)
     delta = next(f for f in frames if f["type"] == "message_delta")
     assert delta["usage"]["server_tool_use"] == {"web_search_requests": 1}
     assert delta["usage"]["input_tokens"] == 7
@@ -468,8 +424,8 @@ def test_openai_stream_after_tool_calls_keeps_indexes_contiguous() -> None:
         openai_chunk({}, finish="tool_calls"),
         b"data: [DONE]\n\n",
     ]
-    frames = events(b"".join(translator.feed(chunk) for chunk in upstream) + translator.close())
-    check_indexes(frames)
+    frames = parse(b"".join(translator.feed(chunk) for chunk in upstream) + translator.close())
+    check_order(frames)
     starts = [f["content_block"]["type"] for f in frames if f["type"] == "content_block_start"]
     assert starts == ["tool_use", "server_tool_use", "web_search_tool_result"]
     assert translator.stop_reason == "tool_use"
@@ -518,8 +474,8 @@ def test_gemini_stream_sends_search_blocks_after_the_answer() -> None:
     ]
     upstream = b"".join(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n" for chunk in chunks)
     out = translator.feed(upstream) + translator.close()
-    frames = events(out)
-    check_indexes(frames)
+    frames = parse(out)
+    check_order(frames)
     delta = next(f for f in frames if f["type"] == "message_delta")
     assert delta["usage"]["server_tool_use"] == {"web_search_requests": 2}
     message = sdk_message(out)

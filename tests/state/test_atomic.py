@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ccr_fast.state import atomic
-
-from .conftest import COMPILED, NOT_BUILT, Procs
+from tests.state_fixtures import COMPILED, NOT_BUILT, Procs
 
 U64_MAX = (1 << 64) - 1
 SIZE = 4096

@@ -10,8 +10,7 @@ import pytest
 
 from ccr_fast.state.counters import Counters
 from ccr_fast.state.segment import Layout, Segment
-
-from .conftest import Procs
+from tests.state_fixtures import Procs
 
 NewSegment = Callable[..., Segment]
 NAMES = ("requests", "errors", "tokens_in")

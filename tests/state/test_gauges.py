@@ -12,8 +12,7 @@ import pytest
 from ccr_fast.state.gauges import WorkerGauges
 from ccr_fast.state.segment import Layout, Segment
 from ccr_fast.state.table import KeyTable
-
-from .conftest import Procs
+from tests.state_fixtures import Procs
 
 NewSegment = Callable[..., Segment]
 SLOTS = range(8)

@@ -12,8 +12,7 @@ import pytest
 from ccr_fast.state.gcra import Decision, RateLimiter
 from ccr_fast.state.segment import Layout, Segment
 from ccr_fast.state.table import KeyTable
-
-from .conftest import Procs
+from tests.state_fixtures import Procs
 
 NewSegment = Callable[..., Segment]
 BASE = 10**12  # a fake monotonic "now" in nanoseconds

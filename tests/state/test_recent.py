@@ -10,8 +10,7 @@ import pytest
 from ccr_fast.state.recent import RecentEntry, RecentTable
 from ccr_fast.state.segment import Layout, Segment
 from ccr_fast.state.table import KeyTable
-
-from .conftest import Procs
+from tests.state_fixtures import Procs
 
 NewSegment = Callable[..., Segment]
 WINDOW = 1_000

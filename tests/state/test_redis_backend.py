@@ -32,9 +32,9 @@ from ccr_fast.state.redis_backend import (
 )
 from ccr_fast.state.redis_scripts import TAKE
 from ccr_fast.state.shared import SharedState
+from tests.state_fixtures import Procs
 
 from ..redis_server import NOT_INSTALLED, REDIS_SERVER, RedisServer
-from .conftest import Procs
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason=NOT_INSTALLED)
 

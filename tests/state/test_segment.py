@@ -26,8 +26,7 @@ from ccr_fast.state.segment import (
     Segment,
     SegmentError,
 )
-
-from .conftest import COMPILED, Procs, needs_compiled
+from tests.state_fixtures import COMPILED, Procs, needs_compiled
 
 NewSegment = Callable[..., Segment]
 LAYOUT = Layout(table_capacity=64, slot_words=3, counter_names=("requests", "errors"), counter_shards=3)

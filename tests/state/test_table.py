@@ -14,8 +14,7 @@ import pytest
 
 from ccr_fast.state.segment import Layout, Segment
 from ccr_fast.state.table import KeyTable, TableFull
-
-from .conftest import Procs
+from tests.state_fixtures import Procs
 
 NewSegment = Callable[..., Segment]
 

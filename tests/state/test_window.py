@@ -10,8 +10,7 @@ import pytest
 from ccr_fast.state.segment import Layout, Segment
 from ccr_fast.state.table import KeyTable
 from ccr_fast.state.window import NEWER_HORIZON, RING_SECONDS, RollingCounters
-
-from .conftest import Procs
+from tests.state_fixtures import Procs
 
 NewSegment = Callable[..., Segment]
 T0 = 1_000_000  # a monotonic second, far from 0

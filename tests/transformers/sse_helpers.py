@@ -1,30 +1,21 @@
-"""Building Anthropic streams, running response filters over them, and checking what comes out.
+"""Building Anthropic streams and running response filters over them, as the server chains them.
 
-Every filter test checks its output twice: against the event rules the Anthropic SDK's accumulator
-relies on (protocols.md §2.3) and by letting the official ``anthropic`` client assemble the message from
-the bytes through a mock transport.
+What comes out is checked with ``tests.sse_checks``: against the event rules the Anthropic SDK's
+accumulator relies on (protocols.md §2.3) and by letting the official ``anthropic`` client assemble the
+message from the bytes through a mock transport.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
 
-import anthropic
-import httpx2
 import orjson
 
 from ccr_fast.protocol.openai_stream import OpenAIStreamTranslator
 from ccr_fast.transformers.base import ResponseFilter
+from tests.sse_checks import JSONDict
 
-JSONDict = dict[str, Any]
-
-DELTA_FOR = {
-    "text": {"text_delta", "citations_delta"},
-    "thinking": {"thinking_delta", "signature_delta"},
-    "tool_use": {"input_json_delta"},
-}
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 USAGE = {
     "input_tokens": 31,
@@ -154,86 +145,4 @@ def translated(raw: bytes, rng: random.Random) -> list[bytes]:
             out.append(piece)
         i += size
     out.append(translator.close())
-    return out
-
-
-def parse(out: bytes) -> list[JSONDict]:
-    """Anthropic frames, strictly: ``event: <type>\\ndata: <json>\\n\\n`` with data.type == type."""
-    assert out.endswith(b"\n\n")
-    events = []
-    for chunk in out.split(b"\n\n")[:-1]:
-        head, data = chunk.split(b"\n")
-        assert head.startswith(b"event: ") and data.startswith(b"data: ")
-        name, body = head[7:].decode(), orjson.loads(data[6:])
-        assert body["type"] == name
-        events.append(body)
-    return events
-
-
-def check_order(out: bytes) -> list[JSONDict]:
-    """The rules of protocols.md §2.3; returns the parsed events (pings left out)."""
-    events = [e for e in parse(out) if e["type"] != "ping"]
-    assert events[0]["type"] == "message_start"
-    started = 0
-    open_block: JSONDict | None = None
-    message_deltas = 0
-    for position, event in enumerate(events[1:], start=1):
-        kind = event["type"]
-        last = position == len(events) - 1
-        if kind == "content_block_start":
-            assert open_block is None and message_deltas == 0
-            assert event["index"] == started
-            started += 1
-            open_block = {"index": event["index"], "type": event["content_block"]["type"]}
-        elif kind == "content_block_delta":
-            assert open_block is not None and event["index"] == open_block["index"]
-            assert event["delta"]["type"] in DELTA_FOR[open_block["type"]]
-        elif kind == "content_block_stop":
-            assert open_block is not None and event["index"] == open_block["index"]
-            open_block = None
-        elif kind == "message_delta":
-            assert open_block is None
-            message_deltas += 1
-            assert event["delta"]["stop_reason"] is not None
-            assert "output_tokens" in event["usage"]
-        elif kind == "message_stop":
-            assert last and message_deltas == 1
-        elif kind == "error":
-            assert last
-        else:
-            raise AssertionError(f"unexpected event {kind}")
-    return events
-
-
-def sdk_message(out: bytes) -> anthropic.types.Message:
-    """What the official SDK assembles from ``out``."""
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=out)
-
-    client = anthropic.Anthropic(
-        api_key="test",
-        base_url="http://upstream.test",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
-    )
-    with client.messages.stream(
-        model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-    ) as sdk_stream:
-        return sdk_stream.get_final_message()
-
-
-def checked(out: bytes) -> anthropic.types.Message:
-    """``out`` checked against the event rules, then assembled by the SDK."""
-    check_order(out)
-    return sdk_message(out)
-
-
-def blocks(message: anthropic.types.Message) -> list[JSONDict]:
-    """The message's content as plain dicts, without the fields the SDK fills in with None."""
-    out = []
-    for block in message.content:
-        dumped = block.model_dump(exclude_none=True)
-        dumped.pop("caller", None)
-        out.append(dumped)
     return out

@@ -16,13 +16,11 @@ from ccr_fast.transformers.enhancetool import (
     repaired_arguments,
 )
 from ccr_fast.transformers.tooluse import EXIT_TOOL, ExitToolFilter
+from tests.sse_checks import blocks, checked, parse
 from tests.transformers.sse_helpers import (
     PING,
     USAGE,
-    blocks,
-    checked,
     openai_stream,
-    parse,
     random_pieces,
     run_chain,
     run_filter,

@@ -8,18 +8,8 @@ import orjson
 import pytest
 
 from ccr_fast.transformers.event_rewriter import EventRewriter, JSONDict, frame
-from tests.transformers.sse_helpers import (
-    PING,
-    USAGE,
-    blocks,
-    checked,
-    parse,
-    run_filter,
-    stream,
-    text,
-    thinking,
-    tool_use,
-)
+from tests.sse_checks import blocks, checked, parse
+from tests.transformers.sse_helpers import PING, USAGE, run_filter, stream, text, thinking, tool_use
 
 
 class DropThinking(EventRewriter):

@@ -17,16 +17,8 @@ from ccr_fast.transformers.reasoning import (
     ReasoningTransformer,
     add_reasoning_prompt,
 )
-from tests.transformers.sse_helpers import (
-    blocks,
-    checked,
-    openai_stream,
-    random_pieces,
-    run_chain,
-    stream,
-    text,
-    translated,
-)
+from tests.sse_checks import blocks, checked
+from tests.transformers.sse_helpers import openai_stream, random_pieces, run_chain, stream, text, translated
 
 REASONING_KEYS = {"reasoning", "reasoning_effort", "enable_thinking", "thinking"}
 

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from ccr_fast.transformers.thinking_tags import TaggedThinking, split_tagged_thinking
+from tests.sse_checks import blocks, checked
 from tests.transformers.sse_helpers import (
     PING,
     USAGE,
-    blocks,
-    checked,
     openai_stream,
     random_pieces,
     run_chain,

@@ -22,12 +22,10 @@ from ccr_fast.transformers.tooluse import (
     add_exit_tool,
     exit_tool_to_text,
 )
+from tests.sse_checks import blocks, checked, parse
 from tests.transformers.sse_helpers import (
     USAGE,
-    blocks,
-    checked,
     openai_stream,
-    parse,
     random_pieces,
     run_chain,
     run_filter,

@@ -21,8 +21,7 @@ from typing import Any, Final
 
 from ccr_fast.admission.ipfilter import IPNetwork, parse_network
 from ccr_fast.config.errors import Problem
-from ccr_fast.config.validate import child, describe
-from ccr_fast.resilience._config import FRACTION_HINT, Reader
+from ccr_fast.config.reader import FRACTION_HINT, Reader, child, describe
 
 __all__ = [
     "CONFIG_KEYS",

@@ -30,7 +30,7 @@ from ccr_fast.config.model import (
     available_cpus,
     freeze,
 )
-from ccr_fast.config.redact import redact_text
+from ccr_fast.config.reader import Reader, child, describe
 
 DEFAULTS = Config()
 DEFAULT_ROUTER = RouterConfig()
@@ -111,132 +111,8 @@ LOG_LEVELS: Mapping[str, str] = {
     "fatal": "error",
 }
 
-_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_DIGITS = re.compile(r"\s*[0-9]+\s*")
-_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
-_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-_MAX_SHOWN = 60
 _PATH_SEPARATOR = re.compile(r"[.\[]")
 _QUOTED_TOP_KEY = re.compile(r'\[("(?:[^"\\]|\\.)*")\]')
-
-
-def child(path: str, key: str | int) -> str:
-    """The path of `key` under `path`, written as in JavaScript: `Providers[1].transformer["gpt-4o"].use`."""
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if _IDENTIFIER.fullmatch(key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{orjson.dumps(key).decode()}]"
-
-
-def describe(value: Any, *, secret: bool = False) -> str:
-    """A short rendering of a rejected value for messages; secrets only by their type."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if secret:
-        return "a string" if isinstance(value, str) else "a number"
-    if isinstance(value, str):
-        shown = orjson.dumps(redact_text(value)).decode()
-        return shown if len(shown) <= _MAX_SHOWN else shown[: _MAX_SHOWN - 4] + '..."'
-    return repr(value)
-
-
-class _Checker:
-    """Collects problems while reading values; each reader returns a usable value whatever it finds."""
-
-    def __init__(self, notes: Sequence[Problem]) -> None:
-        self.errors: list[Problem] = []
-        self.warnings: list[Problem] = list(notes)
-
-    def error(self, path: str, reason: str) -> None:
-        self.errors.append(Problem(path, reason))
-
-    def warn(self, path: str, reason: str) -> None:
-        self.warnings.append(Problem(path, reason))
-
-    def unknown_keys(self, path: str, value: Mapping[str, Any], known: frozenset[str]) -> None:
-        for key in value:
-            if key not in known:
-                self.warn(child(path, key), "unknown key, ignored")
-
-    def integer(self, path: str, value: Any, default: int, low: int, high: int | None = None) -> int:
-        if value is None:
-            return default
-        number: int | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and _DIGITS.fullmatch(value):
-            number = int(value)
-        if number is None or number < low or (high is not None and number > high):
-            bounds = f"{low}-{high}" if high is not None else f">= {low}"
-            self.error(path, f"expected an integer {bounds}, got {describe(value)}")
-            return default
-        return number
-
-    def boolean(self, path: str, value: Any, default: bool) -> bool:
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        self.error(path, f"expected true or false, got {describe(value)}")
-        return default
-
-    def text(self, path: str, value: Any, *, secret: bool = False) -> str | None:
-        """An optional string; CCR's UI writes unset ones as "", which counts as unset."""
-        if value is None or value == "":
-            return None
-        if isinstance(value, str):
-            return value
-        self.error(path, f"expected a string, got {describe(value, secret=secret)}")
-        return None
-
-    def required_text(self, path: str, value: Any, *, secret: bool = False) -> str | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            self.error(path, "missing or empty")
-            return None
-        return self.text(path, value, secret=secret)
-
-    def mapping(self, path: str, value: Any, what: str = "an object") -> Mapping[str, Any] | None:
-        if value is None:
-            return None
-        if isinstance(value, Mapping):
-            return value
-        self.error(path, f"expected {what}, got {describe(value)}")
-        return None
-
-    def sequence(self, path: str, value: Any, what: str) -> Sequence[Any]:
-        if value is None:
-            return ()
-        if isinstance(value, list | tuple):
-            return value
-        self.error(path, f"expected {what}, got {describe(value)}")
-        return ()
-
-    def size(self, path: str, value: Any, default: int) -> int:
-        """Bytes, as an integer or a string with a binary unit: 1048576, "512kb", "32mb", "1.5 GiB"."""
-        if value is None:
-            return default
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-        found = _SIZE.fullmatch(value) if isinstance(value, str) else None
-        if found is not None:
-            number, unit, _ = found.groups()
-            size = int(float(number) * 1024 ** _SIZE_POWERS[unit.lower()])
-            if size > 0:
-                return size
-        self.error(
-            path,
-            f'expected a size in bytes (an integer > 0 or a string such as "32mb"), got {describe(value)}',
-        )
-        return default
 
 
 def check(
@@ -249,7 +125,7 @@ def check(
     environment variables) that should travel with it.
     """
     raw: FrozenDict = freeze(data)
-    c = _Checker(notes)
+    c = Reader(notes)
     c.unknown_keys("", raw, KNOWN_KEYS)
 
     providers = _providers(c, raw)
@@ -264,7 +140,9 @@ def check(
         apikey=apikey,
         log=c.boolean("LOG", raw.get("LOG"), DEFAULTS.log),
         log_level=_log_level(c, raw.get("LOG_LEVEL")),
-        api_timeout_ms=c.integer("API_TIMEOUT_MS", raw.get("API_TIMEOUT_MS"), DEFAULTS.api_timeout_ms, 1),
+        api_timeout_ms=c.integer(
+            "API_TIMEOUT_MS", raw.get("API_TIMEOUT_MS"), DEFAULTS.api_timeout_ms, 1, digits_only=True
+        ),
         proxy_url=_proxy_url(c, raw.get("PROXY_URL"), env),
         non_interactive_mode=c.boolean(
             "NON_INTERACTIVE_MODE", raw.get("NON_INTERACTIVE_MODE"), DEFAULTS.non_interactive_mode
@@ -284,15 +162,27 @@ def check(
         transformers=_plugins(c, raw.get("transformers")),
         fallback=_fallback(c, raw.get("fallback"), lookup),
         max_body_size=c.size("MAX_BODY_SIZE", raw.get("MAX_BODY_SIZE"), DEFAULTS.max_body_size),
-        workers=c.integer("WORKERS", raw.get("WORKERS"), available_cpus(), 1),
+        workers=c.integer("WORKERS", raw.get("WORKERS"), available_cpus(), 1, digits_only=True),
         shutdown_timeout_ms=c.integer(
-            "SHUTDOWN_TIMEOUT_MS", raw.get("SHUTDOWN_TIMEOUT_MS"), DEFAULTS.shutdown_timeout_ms, 0
+            "SHUTDOWN_TIMEOUT_MS",
+            raw.get("SHUTDOWN_TIMEOUT_MS"),
+            DEFAULTS.shutdown_timeout_ms,
+            0,
+            digits_only=True,
         ),
         upstream_pool_size=c.integer(
-            "UPSTREAM_POOL_SIZE", raw.get("UPSTREAM_POOL_SIZE"), DEFAULTS.upstream_pool_size, 1
+            "UPSTREAM_POOL_SIZE",
+            raw.get("UPSTREAM_POOL_SIZE"),
+            DEFAULTS.upstream_pool_size,
+            1,
+            digits_only=True,
         ),
         stream_keepalive_ms=c.integer(
-            "STREAM_KEEPALIVE_MS", raw.get("STREAM_KEEPALIVE_MS"), DEFAULTS.stream_keepalive_ms, 0
+            "STREAM_KEEPALIVE_MS",
+            raw.get("STREAM_KEEPALIVE_MS"),
+            DEFAULTS.stream_keepalive_ms,
+            0,
+            digits_only=True,
         ),
         trusted_proxies=_trusted_proxies(c, raw.get("TRUSTED_PROXIES")),
         path_prefix=_path_prefix(c, raw.get("PATH_PREFIX")),
@@ -319,15 +209,15 @@ def _top_key(path: str) -> str:
     return _PATH_SEPARATOR.split(path, maxsplit=1)[0]
 
 
-def _port(c: _Checker, value: Any, env: Mapping[str, str]) -> int:
-    port = c.integer("PORT", value, DEFAULTS.port, 1, 65535)
+def _port(c: Reader, value: Any, env: Mapping[str, str]) -> int:
+    port = c.integer("PORT", value, DEFAULTS.port, 1, 65535, digits_only=True)
     override = env.get("SERVICE_PORT")
     if override:  # CCR: the environment wins over the file
-        port = c.integer("env SERVICE_PORT", override, port, 1, 65535)
+        port = c.integer("env SERVICE_PORT", override, port, 1, 65535, digits_only=True)
     return port
 
 
-def _host(c: _Checker, value: Any, apikey: str | None) -> str:
+def _host(c: Reader, value: Any, apikey: str | None) -> str:
     host = c.text("HOST", value) or DEFAULTS.host
     if apikey is None and not _is_loopback(host):
         # CCR's safety rule: never expose an unauthenticated router beyond this machine.
@@ -339,7 +229,7 @@ def _host(c: _Checker, value: Any, apikey: str | None) -> str:
     return host
 
 
-def _trusted_proxies(c: _Checker, value: Any) -> tuple[str, ...]:
+def _trusted_proxies(c: Reader, value: Any) -> tuple[str, ...]:
     """Addresses or CIDR ranges whose X-Forwarded-For / X-Real-IP headers are believed."""
     out: list[str] = []
     for i, item in enumerate(c.sequence("TRUSTED_PROXIES", value, "a list of IP addresses or CIDR ranges")):
@@ -353,7 +243,7 @@ def _trusted_proxies(c: _Checker, value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _path_prefix(c: _Checker, value: Any) -> str:
+def _path_prefix(c: Reader, value: Any) -> str:
     """A mount point such as "/ccr" (behind a proxy that does not strip it); "" means none."""
     prefix = c.text("PATH_PREFIX", value) or ""
     if prefix and (not prefix.startswith("/") or "?" in prefix or "#" in prefix):
@@ -371,7 +261,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _log_level(c: _Checker, value: Any) -> str:
+def _log_level(c: Reader, value: Any) -> str:
     if value is None or value == "":
         return DEFAULTS.log_level
     if isinstance(value, str) and value.strip().lower() in LOG_LEVELS:
@@ -380,7 +270,7 @@ def _log_level(c: _Checker, value: Any) -> str:
     return DEFAULTS.log_level
 
 
-def _proxy_url(c: _Checker, value: Any, env: Mapping[str, str]) -> str | None:
+def _proxy_url(c: Reader, value: Any, env: Mapping[str, str]) -> str | None:
     url = c.text("PROXY_URL", value)
     if url is None:
         return env.get("HTTPS_PROXY") or env.get("https_proxy") or None
@@ -400,7 +290,7 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _providers(c: _Checker, raw: Mapping[str, Any]) -> tuple[ProviderConfig, ...]:
+def _providers(c: Reader, raw: Mapping[str, Any]) -> tuple[ProviderConfig, ...]:
     key = "Providers" if "Providers" in raw else "providers"
     if "Providers" in raw and "providers" in raw:
         c.warn("providers", 'ignored: "Providers" is also present and takes precedence')
@@ -431,7 +321,7 @@ def _providers(c: _Checker, raw: Mapping[str, Any]) -> tuple[ProviderConfig, ...
     return tuple(providers)
 
 
-def _provider(c: _Checker, path: str, entry: Any) -> ProviderConfig | None:
+def _provider(c: Reader, path: str, entry: Any) -> ProviderConfig | None:
     """One provider; None only when it has no usable name (then nothing can refer to it anyway)."""
     if not isinstance(entry, Mapping):
         c.error(path, f"expected a provider object, got {describe(entry)}")
@@ -460,7 +350,7 @@ def _provider(c: _Checker, path: str, entry: Any) -> ProviderConfig | None:
     )
 
 
-def _models(c: _Checker, path: str, value: Any) -> tuple[str, ...]:
+def _models(c: Reader, path: str, value: Any) -> tuple[str, ...]:
     models: list[str] = []
     for i, model in enumerate(c.sequence(path, value, "a list of model names")):
         if isinstance(model, str) and model:
@@ -470,7 +360,7 @@ def _models(c: _Checker, path: str, value: Any) -> tuple[str, ...]:
     return tuple(models)
 
 
-def _transformer(c: _Checker, path: str, spec: Any, models: tuple[str, ...]) -> Mapping[str, Any]:
+def _transformer(c: Reader, path: str, spec: Any, models: tuple[str, ...]) -> Mapping[str, Any]:
     """The shape of `{use: [...], "<model>": {use: [...]}}`; names are the transformer registry's job."""
     found = c.mapping(path, spec, 'an object such as {"use": ["openrouter"]}')
     if found is None:
@@ -492,7 +382,7 @@ def _transformer(c: _Checker, path: str, spec: Any, models: tuple[str, ...]) -> 
     return found
 
 
-def _use_list(c: _Checker, path: str, value: Any) -> None:
+def _use_list(c: Reader, path: str, value: Any) -> None:
     for j, item in enumerate(c.sequence(path, value, "a list of transformers")):
         if isinstance(item, str) and item:
             continue
@@ -507,7 +397,7 @@ def _use_list(c: _Checker, path: str, value: Any) -> None:
         c.error(child(path, j), f"expected a transformer name or [name, {{options}}], got {describe(item)}")
 
 
-def _tokenizer(c: _Checker, path: str, value: Any) -> Mapping[str, Any]:
+def _tokenizer(c: Reader, path: str, value: Any) -> Mapping[str, Any]:
     """CCR v2's `{default: {...}, models: {"<model>": {...}}}`, kept as written once its shape is right."""
     found = c.mapping(path, value)
     if found is None:
@@ -520,7 +410,7 @@ def _tokenizer(c: _Checker, path: str, value: Any) -> Mapping[str, Any]:
     return found
 
 
-def _route(c: _Checker, path: str, value: Any, lookup: Callable[[str], ProviderConfig | None]) -> str | None:
+def _route(c: Reader, path: str, value: Any, lookup: Callable[[str], ProviderConfig | None]) -> str | None:
     """A "provider,model" reference: an unknown provider is an error, an unlisted model a warning."""
     route = c.text(path, value)
     if route is None:
@@ -545,7 +435,7 @@ def _route(c: _Checker, path: str, value: Any, lookup: Callable[[str], ProviderC
 
 
 def _router(
-    c: _Checker, value: Any, lookup: Callable[[str], ProviderConfig | None], *, has_providers: bool
+    c: Reader, value: Any, lookup: Callable[[str], ProviderConfig | None], *, has_providers: bool
 ) -> RouterConfig:
     found = c.mapping("Router", value)
     if found is None:
@@ -563,11 +453,12 @@ def _router(
         found.get("longContextThreshold"),
         DEFAULT_ROUTER.long_context_threshold,
         1,
+        digits_only=True,
     )
     return RouterConfig(**slots, long_context_threshold=threshold, raw=found)
 
 
-def _plugins(c: _Checker, value: Any) -> tuple[Mapping[str, Any], ...]:
+def _plugins(c: Reader, value: Any) -> tuple[Mapping[str, Any], ...]:
     """Top-level `transformers`: `[{path, options}]` plugin entries."""
     plugins: list[Mapping[str, Any]] = []
     for i, entry in enumerate(c.sequence("transformers", value, "a list of {path, options} objects")):
@@ -583,7 +474,7 @@ def _plugins(c: _Checker, value: Any) -> tuple[Mapping[str, Any], ...]:
 
 
 def _fallback(
-    c: _Checker, value: Any, lookup: Callable[[str], ProviderConfig | None]
+    c: Reader, value: Any, lookup: Callable[[str], ProviderConfig | None]
 ) -> Mapping[str, tuple[str, ...]]:
     """CCR v2 `fallback`: per scenario, the "provider,model" routes to try in order after the first fails."""
     found = c.mapping("fallback", value)

@@ -33,11 +33,12 @@ being folded into ``systemInstruction``: the instruction keeps its position in t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from ccr_fast.protocol._anthropic_request import is_int, is_number, turns
 from ccr_fast.protocol.gemini_response import from_client_signature, to_gemini_name
 from ccr_fast.protocol.gemini_schema import function_parameters
 from ccr_fast.protocol.server_tools import (
@@ -136,7 +137,7 @@ def anthropic_to_gemini(
 def _contents(messages: Any) -> list[JSONDict]:
     contents: list[JSONDict] = []
     tool_names: dict[str, str] = {}  # tool_use id → the Gemini function name it called
-    for role, blocks in _turns(messages):
+    for role, blocks in turns(messages):
         if role == "assistant":
             gemini_role, parts = "model", _model_parts(blocks, tool_names)
         elif role == "system":
@@ -154,35 +155,6 @@ def _contents(messages: Any) -> list[JSONDict]:
         if content["role"] == "user":  # a system note merged in front of tool results goes behind them
             content["parts"].sort(key=lambda part: "functionResponse" not in part)
     return contents
-
-
-def _turns(messages: Any) -> Iterator[tuple[str, list[Any]]]:
-    """(role, blocks) per turn, string content as one text block, consecutive user/assistant turns merged.
-
-    Merging first matters for signatures: a client may store a thinking block and the tool_use it signs as
-    two assistant messages.
-    """
-    if not isinstance(messages, list):
-        return
-    role: str | None = None
-    blocks: list[Any] = []
-    for message in messages:
-        if not isinstance(message, Mapping):
-            continue
-        this_role = message.get("role")
-        this_role = this_role if this_role in ("assistant", "system") else "user"
-        content = message.get("content")
-        these = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        if not isinstance(these, list):
-            these = []
-        if this_role == role and role != "system":
-            blocks.extend(these)
-            continue
-        if role is not None:
-            yield role, blocks
-        role, blocks = this_role, list(these)
-    if role is not None:
-        yield role, blocks
 
 
 def _text_parts(content: Any) -> list[JSONDict]:
@@ -389,23 +361,15 @@ def _tool_config(choice: Any, declared: set[str]) -> JSONDict | None:
 # --- parameters ---------------------------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _generation_config(body: Mapping[str, Any], dialect: GeminiDialect) -> JSONDict:
     out: JSONDict = {}
     max_tokens = body.get("max_tokens")
-    if _is_int(max_tokens) and max_tokens > 0:
+    if is_int(max_tokens) and max_tokens > 0:
         out["maxOutputTokens"] = max_tokens
     for source, target in (("temperature", "temperature"), ("top_p", "topP")):
-        if _is_number(body.get(source)):
+        if is_number(body.get(source)):
             out[target] = body[source]
-    if _is_int(body.get("top_k")):
+    if is_int(body.get("top_k")):
         out["topK"] = body["top_k"]
     stop = body.get("stop_sequences")
     if isinstance(stop, list):
@@ -430,7 +394,7 @@ def _thinking_config(thinking: Any, dialect: GeminiDialect) -> JSONDict | None:
     summaries = thinking.get("display") != "omitted"
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
-        chosen = budget if _is_int(budget) and budget > 0 else -1
+        chosen = budget if is_int(budget) and budget > 0 else -1
         if dialect.max_thinking_budget is not None and chosen > dialect.max_thinking_budget:
             chosen = dialect.max_thinking_budget
         return {"thinkingBudget": chosen, "includeThoughts": summaries}

@@ -23,11 +23,12 @@ Anthropic-defined client tools (bash, text editor) get the schema Anthropic docu
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
-from typing import Any, Final, TypeGuard
+from collections.abc import Mapping
+from typing import Any, Final
 
 import orjson
 
+from ccr_fast.protocol._anthropic_request import is_int, is_number, turns
 from ccr_fast.protocol.anthropic_ids import from_anthropic_tool_id
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
 from ccr_fast.protocol.server_tools import (
@@ -65,7 +66,7 @@ def anthropic_to_openai(body: Mapping[str, Any], *, model: str, dialect: OpenAID
         out.update(openai_search_fields(search, openai_search_mode(dialect, model), model))
     _sampling(body, dialect, out)
     max_tokens = body.get("max_tokens")
-    if _is_int(max_tokens):
+    if is_int(max_tokens):
         if dialect.max_tokens_cap is not None:
             max_tokens = min(max_tokens, dialect.max_tokens_cap)
         out[dialect.max_tokens_field] = max_tokens
@@ -89,7 +90,7 @@ def _messages(body: Mapping[str, Any], dialect: OpenAIDialect) -> list[JSONDict]
     system = _joined_text(body.get("system"))
     if system:
         out.append({"role": dialect.system_role, "content": system})
-    for role, blocks in _turns(body.get("messages")):
+    for role, blocks in turns(body.get("messages")):
         if role == "system":
             text = _joined_text(blocks)
             if text:
@@ -101,31 +102,6 @@ def _messages(body: Mapping[str, Any], dialect: OpenAIDialect) -> list[JSONDict]
         else:
             _add_user_turn(blocks, dialect, out)
     return out
-
-
-def _turns(messages: Any) -> Iterator[tuple[str, list[Any]]]:
-    """(role, blocks) per turn, string content as one text block, consecutive user/assistant turns merged."""
-    if not isinstance(messages, list):
-        return
-    role: str | None = None
-    blocks: list[Any] = []
-    for message in messages:
-        if not isinstance(message, Mapping):
-            continue
-        this_role = message.get("role")
-        this_role = this_role if this_role in ("assistant", "system") else "user"
-        content = message.get("content")
-        these = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        if not isinstance(these, list):
-            these = []
-        if this_role == role and role != "system":
-            blocks.extend(these)
-            continue
-        if role is not None:
-            yield role, blocks
-        role, blocks = this_role, list(these)
-    if role is not None:
-        yield role, blocks
 
 
 def _joined_text(content: Any) -> str:
@@ -355,14 +331,6 @@ def _tool_choice(choice: Any, names: set[str], out: JSONDict) -> None:
 # --- parameters -----------------------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _sampling(body: Mapping[str, Any], dialect: OpenAIDialect, out: JSONDict) -> None:
     stop = body.get("stop_sequences")
     if isinstance(stop, list):
@@ -370,9 +338,9 @@ def _sampling(body: Mapping[str, Any], dialect: OpenAIDialect, out: JSONDict) ->
         if stop:
             out["stop"] = stop
     for key in ("temperature", "top_p"):
-        if _is_number(body.get(key)):
+        if is_number(body.get(key)):
             out[key] = body[key]
-    if dialect.send_top_k and _is_int(body.get("top_k")):
+    if dialect.send_top_k and is_int(body.get("top_k")):
         out["top_k"] = body["top_k"]
     metadata = body.get("metadata")
     if dialect.send_user and isinstance(metadata, Mapping) and isinstance(metadata.get("user_id"), str):
@@ -384,7 +352,7 @@ def _thinking(thinking: Any, output_config: Any, dialect: OpenAIDialect) -> JSON
     if not isinstance(thinking, Mapping) or thinking.get("type") not in ("enabled", "adaptive"):
         return {}
     asked_budget = thinking.get("budget_tokens") if thinking.get("type") == "enabled" else None
-    budget = asked_budget if _is_int(asked_budget) and asked_budget > 0 else None
+    budget = asked_budget if is_int(asked_budget) and asked_budget > 0 else None
     if dialect.thinking_param == "reasoning_effort":
         if budget is not None:
             effort = next((name for limit, name in EFFORT_BUCKETS if budget < limit), "high")
