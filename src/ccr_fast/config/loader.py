@@ -18,7 +18,8 @@ import orjson
 
 from ccr_fast.config.errors import ConfigError, Problem
 from ccr_fast.config.model import Config
-from ccr_fast.config.validate import check, child
+from ccr_fast.config.reader import child
+from ccr_fast.config.validate import check
 
 CONFIG_DIR_NAME = ".claude-code-router"
 CONFIG_FILE_NAME = "config.json"

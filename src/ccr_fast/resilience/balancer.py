@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ccr_fast.config.errors import Problem
-from ccr_fast.config.validate import child, describe
+from ccr_fast.config.reader import child, describe
 from ccr_fast.resilience._config import Reader
 from ccr_fast.resilience.circuit import CircuitBreakers, CircuitState
 from ccr_fast.resilience.health import HealthTracker

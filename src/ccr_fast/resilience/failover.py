@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ccr_fast.config.errors import Problem
-from ccr_fast.config.validate import child
+from ccr_fast.config.reader import child
 from ccr_fast.resilience._config import Reader
 from ccr_fast.resilience.balancer import Balancer, Deployment, DeploymentGroup, PickContext
 from ccr_fast.resilience.circuit import Admission

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccr_fast.config.errors import Problem
-from ccr_fast.config.validate import child
+from ccr_fast.config.reader import child
 from ccr_fast.resilience._config import Reader
 from ccr_fast.resilience.outcome import Outcome
 from ccr_fast.resilience.store import StateStore

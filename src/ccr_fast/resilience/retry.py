@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ccr_fast.config.errors import Problem
-from ccr_fast.config.validate import child, describe
+from ccr_fast.config.reader import child, describe
 from ccr_fast.protocol.errors import TYPE_TO_STATUS
 from ccr_fast.resilience._config import FRACTION_HINT, Reader
 from ccr_fast.resilience.outcome import NETWORK, TIMEOUT, AttemptResult

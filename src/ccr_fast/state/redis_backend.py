@@ -45,8 +45,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ccr_fast.config.errors import ConfigError, Problem
+from ccr_fast.config.reader import child, describe
 from ccr_fast.config.redact import redact_text
-from ccr_fast.config.validate import child, describe
 from ccr_fast.state.gcra import Decision
 from ccr_fast.state.redis_scripts import CHARGE, TAKE
 from ccr_fast.state.shared import SharedState
