@@ -211,6 +211,7 @@ class Server:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            log(f"{self.name} did not stop within {timeout:g} s of SIGTERM; killing its session")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
@@ -228,10 +229,7 @@ def stop_all(servers: Iterable[Server]) -> None:
     for server in servers:
         server.terminate()
     for server in servers:
-        started = time.monotonic()
         server.stop()
-        if time.monotonic() - started > 2:
-            log(f"{server.name} took {time.monotonic() - started:.1f} s to stop")
 
 
 def spawn(

@@ -61,6 +61,7 @@ SYSTEMS = ("direct", "ccr-fast", "ccr")
 #: a run starts once other processes used at most this share of the machine over one window
 QUIET_SHARE = 0.10
 QUIET_WINDOW_S = 0.5
+COLD_START_SETTLE_S = 1.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -469,6 +470,9 @@ class Bench:
                 entry = self.results["cold_start"].setdefault(system, {"seconds": []})
                 entry["seconds"].append(seconds)
                 entry.setdefault("workers", self.args.workers if system == "ccr-fast" else 1)
+                # the first request can be served while later workers are still starting; a SIGTERM then
+                # is not passed to them and the stop waits out the kill timeout
+                time.sleep(COLD_START_SETTLE_S)
                 server.stop()
 
     def micro(self) -> None:

@@ -34,7 +34,10 @@ fi
 
 EXTRAS=""
 [ "$MODE" = test ] && EXTRAS="[test]"
-STAMP="$VENV/.installed-$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)${EXTRAS:+-test}"
+HASH="$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)"
+STAMP="$VENV/.installed-$HASH${EXTRAS:+-test}"
+# an install with the test extras also serves `run`
+[ "$MODE" = run ] && [ -f "$VENV/.installed-$HASH-test" ] && STAMP="$VENV/.installed-$HASH-test"
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtualenv $VENV"
   "$PY" -m venv "$VENV"
