@@ -14,6 +14,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ccr_fast.mock import MockProvider, run_in_thread
 from tests.e2e.conftest import gateway_config
@@ -172,6 +173,12 @@ def test_admin_endpoints_view_force_open_and_reset(mock: MockProvider, tmp_path:
         assert listed["oai,gpt-test"]["circuit"]["state"] == "closed"
         r = httpx.post(server.url + "/api/circuits/open", json={"name": "oai,gpt-test"})
         assert r.status_code == 200 and r.json()["circuit"]["state"] == "open"
+        # exported as a metric, read from shared state by whichever worker answers
+        families = {
+            f.name: f for f in text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
+        }
+        states = {s.labels["deployment"]: s.value for s in families["ccr_circuit_state"].samples}
+        assert states["oai,gpt-test"] == 1 and states["anth,claude-upstream"] == 0
         # forced open in one worker holds in all: the default route now goes to the fallback
         mock.script([{"text": "fallback"}] * 4)
         for _ in range(4):

@@ -5,9 +5,11 @@ Every worker reads the same shared-memory numbers, so whichever worker answers r
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from ccr_fast.observe.prometheus import CONTENT_TYPE
+from ccr_fast.server.health_probes import known_deployments
 from ccr_fast.server.http import SSE_HEADERS, Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -16,7 +18,30 @@ if TYPE_CHECKING:
 
 async def metrics_prometheus(gw: Gateway, req: Request) -> Response:
     gw.metrics.reap_dead_workers()
-    return Response(200, [("content-type", CONTENT_TYPE)], gw.metrics.prometheus())
+    return Response(200, [("content-type", CONTENT_TYPE)], gw.metrics.prometheus() + _resilience_metrics(gw))
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _resilience_metrics(gw: Gateway) -> bytes:
+    """Breaker state and health of every deployment, read from the shared state at scrape time."""
+    now = time.monotonic()
+    res = gw.resilience
+    states = [
+        "# HELP ccr_circuit_state Circuit breaker state per deployment (0 closed, 1 open, 2 half-open).",
+        "# TYPE ccr_circuit_state gauge",
+    ]
+    healthy = [
+        "# HELP ccr_deployment_healthy Whether health checks consider the deployment usable.",
+        "# TYPE ccr_deployment_healthy gauge",
+    ]
+    for name in sorted(known_deployments(gw)):
+        label = f'{{deployment="{_label(name)}"}}'
+        states.append(f"ccr_circuit_state{label} {res.breakers.state(name, now).code}")
+        healthy.append(f"ccr_deployment_healthy{label} {int(res.health.is_healthy(name, now))}")
+    return ("\n".join(states + healthy) + "\n").encode()
 
 
 async def metrics_realtime(gw: Gateway, req: Request) -> Response:
