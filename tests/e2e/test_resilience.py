@@ -194,3 +194,34 @@ def test_admin_endpoints_view_force_open_and_reset(mock: MockProvider, tmp_path:
         assert mock.requests[-1]["path"] == "/v1/chat/completions"
         missing = httpx.post(server.url + "/api/circuits/open", json={"name": "nope,x"})
         assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"error": {"status": 500, "message": "boom"}},
+        {"error": {"status": 502, "message": "bad gateway"}},
+        {"error": {"status": 503, "message": "unavailable"}},
+        {"error": {"status": 529, "message": "overloaded", "type": "overloaded_error"}},
+        {"text": "never arrives", "latency_ms": 3000},  # time to first byte over API_TIMEOUT_MS
+    ],
+    ids=["500", "502", "503", "529", "ttft-timeout"],
+)
+def test_each_failure_before_the_first_byte_fails_over_once(
+    mock: MockProvider, flaky: MockProvider, tmp_path: Path, failure: dict[str, Any]
+) -> None:
+    cfg = _config(
+        mock,
+        flaky,
+        fallback={"default": ["oai,gpt-test"]},
+        retry={"maxAttempts": 1},
+        API_TIMEOUT_MS=800,
+    )
+    flaky.script([failure])
+    mock.script([{"text": "served by the fallback"}])
+    with run_ccr_fast(cfg, tmp_path) as server:
+        r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["text"] == "served by the fallback"
+    assert _chat_calls(flaky) == 1  # exactly the attempts the policy allows: one, then failover
+    assert _chat_calls(mock) == 1
