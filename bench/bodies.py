@@ -1,8 +1,8 @@
 """Request bodies and headers for the benchmarks: a 1 KB request and a Claude-Code-sized one.
 
 The large body follows what Claude Code sends on the first turn of a session (see the project's notes on
-Claude Code traffic): three system blocks (a short header, the agent intro, a long main prompt), two of them
-with ``cache_control``; a user turn made of a ``<system-reminder>`` block plus the prompt; a
+Claude Code traffic): three system blocks (a short header, a one-line introduction, a long main prompt),
+two of them with ``cache_control``; a user turn made of a ``<system-reminder>`` block plus the prompt; a
 ``role: "system"`` message inside ``messages``; 24 tools whose JSON is most of the body;
 ``metadata.user_id`` as a JSON string; adaptive thinking, ``output_config``, ``context_management`` and
 ``stream: true``. Sizes and shapes matter because request translation and routing costs grow with the
