@@ -225,3 +225,27 @@ def test_each_failure_before_the_first_byte_fails_over_once(
     assert r.json()["content"][0]["text"] == "served by the fallback"
     assert _chat_calls(flaky) == 1  # exactly the attempts the policy allows: one, then failover
     assert _chat_calls(mock) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"text": "cut", "chunks": 5, "fail_after_chunks": 0},  # 200, then the connection closes
+        {"text": "late", "chunks": 2, "ttft_ms": 3000},  # 200, then silence past API_TIMEOUT_MS
+        {"text": "x", "midstream_error": {"message": "provider overloaded"}, "chunks": 1},  # in-band error
+    ],
+    ids=["closed-before-content", "silent-before-content", "error-event-before-content"],
+)
+def test_a_stream_that_breaks_before_any_content_still_fails_over(
+    mock: MockProvider, flaky: MockProvider, tmp_path: Path, failure: dict[str, Any]
+) -> None:
+    cfg = _config(
+        mock, flaky, fallback={"default": ["oai,gpt-test"]}, retry={"maxAttempts": 1}, API_TIMEOUT_MS=800
+    )
+    flaky.script([failure])
+    mock.script([{"text": "served by the fallback", "chunks": 3}])
+    with run_ccr_fast(cfg, tmp_path) as server:
+        client = anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0)
+        with client.messages.stream(**BODY) as stream:  # type: ignore[arg-type]
+            assert stream.get_final_text() == "served by the fallback"
+    assert _chat_calls(flaky) == 1 and _chat_calls(mock) == 1

@@ -23,7 +23,7 @@ from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
 from ccr_fast.protocol.server_tools import WARNING_HEADER, server_tool_warning
 from ccr_fast.resilience import CANCELLED, NETWORK, TIMEOUT, AttemptPlan, AttemptResult
 from ccr_fast.routing import session_id
-from ccr_fast.server.dialects import DIALECTS
+from ccr_fast.server.dialects import DIALECTS, StreamTranslator
 from ccr_fast.server.http import CLIENT_CLOSED, JSON_HEADERS, SSE_HEADERS, Request, Response
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
 from ccr_fast.upstream.transport import (
@@ -185,9 +185,38 @@ async def _attempt(
             last_error = failed.error
             result = AttemptResult(error=failed.kind, message=failed.error.message)
         else:
+            ahead: _ReadAhead | None = None
+            if (
+                resp.status < 300
+                and stream
+                and plan.endpoint != "anthropic"
+                and "text/event-stream" in resp.headers.get("content-type", "")
+            ):
+                # Nothing has reached the client yet: read ahead to the first content block, so an
+                # upstream that answers 200 and then breaks (or reports an error) still fails over.
+                ahead = await _read_ahead(resp, plan, decision, gw.keepalive_s)
+                timer.upstream_wait(time.monotonic() - sent_at)
+                if ahead.failure is not None:
+                    kind = TIMEOUT if ahead.failure.error_type == "timeout_error" else NETWORK
+                    log.warning(
+                        "%s upstream %s failed before any content: %s",
+                        req.request_id,
+                        dep.name,
+                        ahead.failure.message,
+                    )
+                    result = AttemptResult(error=kind, message=ahead.failure.message)
+                    following = attempts.next_attempt(result, time.monotonic(), time.time())
+                    if following is not None:
+                        resp.close()
+                        last_error, attempt = ahead.failure, following
+                        continue
+                    # nowhere else to go: the client gets this stream as it is, error event included
             if resp.status < 300:
                 ttft = time.monotonic() - sent_at
                 ctx = _Exchange(gw, req, decision, plan, started, stream, session_id(body, req.headers))
+                ctx.ahead = ahead
+                if ahead is not None and ahead.failure is not None:  # served as it is, failure recorded
+                    ctx.failure = TIMEOUT if ahead.failure.error_type == "timeout_error" else NETWORK
                 ctx.attempts, ctx.ttft, ctx.ticket, ctx.timer = attempts, ttft, ticket, timer
                 response = await _respond(ctx, resp)
                 if body.get("tools"):
@@ -298,6 +327,7 @@ class _Exchange:
     """Per-request context for accounting once the response has ended."""
 
     __slots__ = (
+        "ahead",
         "attempts",
         "decision",
         "failure",
@@ -332,6 +362,8 @@ class _Exchange:
         self.stream = stream
         self.usage: dict[str, int] = {}
         self.attempts: AttemptPlan | None = None
+        #: a translated stream read ahead to its first content (see _read_ahead)
+        self.ahead: _ReadAhead | None = None
         self.ticket: Ticket = NOOP_TICKET
         self.timer: RequestTimer | None = None
         self.ttft: float | None = None
@@ -474,10 +506,80 @@ async def _timed(chunks: AsyncIterator[bytes], ctx: _Exchange) -> AsyncIterator[
         yield chunk
 
 
+class _ReadAhead:
+    """A translated stream read up to its first content block before anything is sent to the client."""
+
+    __slots__ = ("chunks", "failure", "output", "translator")
+
+    def __init__(self, translator: StreamTranslator, chunks: AsyncIterator[bytes]) -> None:
+        self.translator = translator
+        self.chunks = chunks
+        #: translated events produced so far, sent first once the stream is committed
+        self.output: list[bytes] = []
+        #: set when the upstream broke, ended or reported an error before any content: fail over
+        self.failure: GatewayError | None = None
+
+
+async def _read_ahead(
+    resp: UpstreamResponse, plan: Plan, decision: RouteDecision, idle: float | None
+) -> _ReadAhead:
+    """Feed the translator until it opens a content block. Stops early (and commits to the stream)
+    after one keep-alive interval without data, so a slow first token is bridged by pings as usual."""
+    ahead = _ReadAhead(
+        DIALECTS[plan.endpoint].translator(plan.model, decision.token_count or 0), resp.iter_chunks(idle)
+    )
+    translator = ahead.translator
+
+    def failed(message: str, etype: str = "api_error") -> _ReadAhead:
+        ahead.failure = GatewayError(502, f"provider '{plan.provider}' stream failed: {message}", etype)
+        ahead.chunks = _empty()
+        return ahead
+
+    while True:
+        try:
+            chunk = await anext(ahead.chunks)
+        except StopAsyncIteration:
+            # a finished answer (even an empty one) is served; a stream cut before anything is not
+            finished = getattr(translator, "stop_reason", None) is not None
+            ahead.output.append(translator.close())
+            ahead.chunks = _empty()
+            if finished or any(b"content_block_start" in out for out in ahead.output):
+                return ahead
+            return failed("upstream ended the stream before any content")
+        except UpstreamError as exc:
+            etype = "timeout_error" if isinstance(exc, UpstreamTimeout) else "api_error"
+            ahead.output.append(translator.fail(etype, f"provider '{plan.provider}' stream failed: {exc}"))
+            return failed(str(exc), etype)
+        if not chunk:  # a keep-alive interval passed: commit and let pings take over
+            return ahead
+        out = translator.feed(chunk)
+        if out:
+            ahead.output.append(out)
+        if getattr(translator, "errored", False):
+            return failed("upstream reported an error before any content")
+        if b"content_block_start" in out:
+            return ahead
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
 async def _translated_stream(ctx: _Exchange, resp: UpstreamResponse) -> AsyncIterator[bytes]:
-    translator = DIALECTS[ctx.plan.endpoint].translator(ctx.plan.model, ctx.decision.token_count or 0)
+    ahead = ctx.ahead
+    if ahead is not None:
+        translator = ahead.translator
+        chunks = ahead.chunks
+        if ahead.output:
+            if ctx.timer is not None:
+                ctx.timer.first_token()
+            yield b"".join(ahead.output)
+    else:
+        translator = DIALECTS[ctx.plan.endpoint].translator(ctx.plan.model, ctx.decision.token_count or 0)
+        chunks = resp.iter_chunks(ctx.gw.keepalive_s)
     try:
-        async for chunk in _timed(resp.iter_chunks(ctx.gw.keepalive_s), ctx):
+        async for chunk in _timed(chunks, ctx):
             if not chunk:
                 yield PING_EVENT
                 continue
