@@ -249,3 +249,24 @@ def test_a_stream_that_breaks_before_any_content_still_fails_over(
         with client.messages.stream(**BODY) as stream:  # type: ignore[arg-type]
             assert stream.get_final_text() == "served by the fallback"
     assert _chat_calls(flaky) == 1 and _chat_calls(mock) == 1
+
+
+def test_connection_refused_fails_over_to_fallback_model(mock: MockProvider, tmp_path: Path) -> None:
+    """The routed provider refuses connections; `failover.fallbackModel` serves the request."""
+    cfg = gateway_config(
+        mock.url,
+        resilience=True,
+        retry={"maxAttempts": 2, "baseDelay": "10ms"},
+        failover={"fallbackModel": "oai,gpt-test"},
+    )
+    cfg["Router"]["default"] = "dead,m"
+    mock.script([{"text": "from the fallback model"}])
+    with run_ccr_fast(cfg, tmp_path) as server:
+        r = httpx.post(server.url + "/v1/messages", json=BODY, timeout=10)
+        log = server.log()
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["text"] == "from the fallback model"
+    assert _chat_calls(mock) == 1
+    # two attempts at the refusing deployment (maxAttempts 2), then the fallback model
+    assert log.count("attempt 2 (retry) -> dead,m") == 1, log[-2000:]
+    assert log.count("attempt 3 (failover) -> oai,gpt-test") == 1, log[-2000:]
