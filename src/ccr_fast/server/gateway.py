@@ -12,6 +12,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ccr_fast import __version__
 from ccr_fast.admission import AdmissionConfig, AdmissionController
@@ -36,12 +37,13 @@ from ccr_fast.server.metrics_routes import (
     metrics_stream,
     metrics_summary,
 )
-from ccr_fast.state.redis_backend import LeasedLimiter, RedisBackend
-from ccr_fast.state.redis_backend import from_config as redis_from_config
 from ccr_fast.state.shared import SharedState
 from ccr_fast.state.store import ShmStore
 from ccr_fast.transformers import PlanCache, describe_transformers
 from ccr_fast.upstream.transport import Transport
+
+if TYPE_CHECKING:
+    from ccr_fast.state.redis_backend import LeasedLimiter, RedisBackend
 
 log = logging.getLogger("ccr_fast.gateway")
 
@@ -72,7 +74,13 @@ class Gateway:
         self.redis: RedisBackend | None = None
         self.global_limiter: LeasedLimiter | None = None
         self.global_rates: tuple[Rate, ...] = ()
-        redis_settings = redis_from_config(config.raw.get("State"))
+        state_section = config.raw.get("State")
+        redis_settings = None
+        if state_section is not None:  # redis-py is imported only by configs that mention State
+            from ccr_fast.state.redis_backend import LeasedLimiter, RedisBackend
+            from ccr_fast.state.redis_backend import from_config as redis_from_config
+
+            redis_settings = redis_from_config(state_section)
         if redis_settings is not None and admission.rate_limit.global_limits.requests:
             self.redis = RedisBackend.from_settings(redis_settings)
             shared = state if state is not None else SharedState.local()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from ccr_fast.admission import AdmissionConfig
 from ccr_fast.config import Config, ConfigError, Problem
 from ccr_fast.resilience import ResilienceConfig
-from ccr_fast.state.redis_backend import from_config as redis_from_config
 from ccr_fast.transformers import validate_transformers
 
 
@@ -29,7 +28,10 @@ def preflight(config: Config) -> tuple[list[Problem], list[str]]:
         warnings.extend(str(w) for w in resilience.warnings)
     try:
         redis_warnings: list[Problem] = []
-        redis_from_config(config.raw.get("State"), warnings=redis_warnings)
+        if config.raw.get("State") is not None:
+            from ccr_fast.state.redis_backend import from_config as redis_from_config
+
+            redis_from_config(config.raw.get("State"), warnings=redis_warnings)
         warnings.extend(str(w) for w in redis_warnings)
     except ConfigError as exc:
         problems.extend(exc.problems)

@@ -25,10 +25,10 @@ import asyncio
 import os
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ccr_fast.config.model import Config
-from ccr_fast.upstream.aiohttp_transport import AiohttpTransport
 from ccr_fast.upstream.h1_client import H1Response, encode_request_head
 from ccr_fast.upstream.h1_pool import HostPool
 from ccr_fast.upstream.transport import (
@@ -37,6 +37,9 @@ from ccr_fast.upstream.transport import (
     UpstreamRequest,
     UpstreamResponse,
 )
+
+if TYPE_CHECKING:
+    from ccr_fast.upstream.aiohttp_transport import AiohttpTransport
 
 #: set to "aiohttp" to send upstream requests through aiohttp instead of this client
 ENV_UPSTREAM_CLIENT = "CCR_FAST_UPSTREAM_CLIENT"
@@ -156,6 +159,8 @@ class FastTransport:
 
     async def _via_proxy(self, request: UpstreamRequest) -> UpstreamResponse:
         if self._proxied is None:
+            from ccr_fast.upstream.aiohttp_transport import AiohttpTransport  # only proxies need it
+
             self._proxied = AiohttpTransport(self._pool_size, connect_timeout=self._connect_timeout)
         return await self._proxied.send(request)
 
@@ -180,5 +185,7 @@ def make_transport(config: Config) -> Transport:
     """The transport for this configuration: this client, or aiohttp when an outbound proxy is
     configured (every request would go through it) or ``CCR_FAST_UPSTREAM_CLIENT=aiohttp`` asks for it."""
     if config.proxy_url or os.environ.get(ENV_UPSTREAM_CLIENT) == "aiohttp":
+        from ccr_fast.upstream.aiohttp_transport import AiohttpTransport  # imported only when used
+
         return AiohttpTransport(pool_size=config.upstream_pool_size)
     return FastTransport(pool_size=config.upstream_pool_size)
