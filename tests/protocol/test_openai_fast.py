@@ -311,6 +311,9 @@ def test_any_text_round_trips_through_the_fast_path(module: ModuleType, text: st
     except (UnicodeEncodeError, TypeError):
         return
     escaped = module.match_text_delta(data)
+    if data.count(b'"content"') != 1:  # the text itself is `content`: the key is ambiguous, slow path
+        assert escaped is None
+        return
     try:
         decoded = orjson.loads(data)["choices"][0]["delta"]["content"]
     except orjson.JSONDecodeError:  # lone surrogates: not valid JSON for orjson, so not for us either
