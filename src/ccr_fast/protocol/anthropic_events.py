@@ -14,6 +14,20 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+def message_shell(message_id: Any, model: Any, usage: dict[str, Any]) -> dict[str, Any]:
+    """The ``message`` of a ``message_start`` event: no content and no stop reason yet."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": model,
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
 def message_to_events(message: dict[str, Any]) -> bytes:
     usage = dict(message.get("usage") or {})
     start_usage = {
@@ -22,16 +36,7 @@ def message_to_events(message: dict[str, Any]) -> bytes:
         "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
         "output_tokens": 0,
     }
-    shell: dict[str, Any] = {
-        "id": message.get("id"),
-        "type": "message",
-        "role": "assistant",
-        "content": [],
-        "model": message.get("model"),
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": start_usage,
-    }
+    shell = message_shell(message.get("id"), message.get("model"), start_usage)
     out = [_event("message_start", {"type": "message_start", "message": shell})]
     for index, block in enumerate(message.get("content") or []):
         btype = block.get("type")

@@ -29,6 +29,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from ccr_fast import _speedups
+from ccr_fast.protocol.anthropic_events import message_shell
 from ccr_fast.protocol.anthropic_ids import new_message_id
 from ccr_fast.protocol.errors import error_event
 from ccr_fast.protocol.gemini_response import (
@@ -203,16 +204,7 @@ class GeminiStreamTranslator:
         if self._started:
             return
         self._started = True
-        message: JSONDict = {
-            "id": self._message_id,
-            "type": "message",
-            "role": "assistant",
-            "content": [],
-            "model": self._model,
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": anthropic_usage(None, self._input_estimate),
-        }
+        message = message_shell(self._message_id, self._model, anthropic_usage(None, self._input_estimate))
         self._blocks.out.append(_frame(b"message_start", {"type": "message_start", "message": message}))
 
     def _finish(self) -> None:

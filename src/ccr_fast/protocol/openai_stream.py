@@ -45,6 +45,7 @@ from typing import Any, Final, Literal, Protocol
 import orjson
 
 from ccr_fast import _speedups
+from ccr_fast.protocol.anthropic_events import message_shell
 from ccr_fast.protocol.anthropic_ids import new_message_id, to_anthropic_tool_id
 from ccr_fast.protocol.errors import error_event
 from ccr_fast.protocol.openai_response import anthropic_usage, content_text, openai_error, stop_reason_for
@@ -457,21 +458,13 @@ class OpenAIStreamTranslator:
         if self._started:
             return
         self._started = True
-        message: JSONDict = {
-            "id": self._message_id,
-            "type": "message",
-            "role": "assistant",
-            "content": [],
-            "model": self._model,
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": self._input_estimate,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": 0,
-            },
+        start_usage: JSONDict = {
+            "input_tokens": self._input_estimate,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 0,
         }
+        message = message_shell(self._message_id, self._model, start_usage)
         self._out.append(_frame(b"message_start", {"type": "message_start", "message": message}))
 
     def _emit_start(self, block: _Block, content_block: JSONDict) -> None:

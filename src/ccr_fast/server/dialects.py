@@ -23,6 +23,10 @@ from ccr_fast.transformers import Plan
 
 class StreamTranslator(Protocol):
     usage: dict[str, int]
+    #: set once the upstream said why it stopped
+    stop_reason: str | None
+    #: the stream ended with an `event: error`
+    errored: bool
 
     def feed(self, data: bytes) -> bytes: ...
 

@@ -20,7 +20,7 @@ from ccr_fast.admission.config import Limits, Rate
 from ccr_fast.config import Config, redact
 from ccr_fast.observe.metrics import Metrics
 from ccr_fast.protocol.errors import GatewayError
-from ccr_fast.resilience import InProcessStore, Resilience, ResilienceConfig, StateStore
+from ccr_fast.resilience import Resilience, ResilienceConfig
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
 from ccr_fast.server.admin import list_circuits, open_circuit, reset_circuit
 from ccr_fast.server.auth import ApiKeyAuth, is_public
@@ -40,6 +40,7 @@ from ccr_fast.server.metrics_routes import (
 from ccr_fast.state.shared import SharedState
 from ccr_fast.state.store import ShmStore
 from ccr_fast.transformers import PlanCache, describe_transformers
+from ccr_fast.transformers.registry import endpoint_path
 from ccr_fast.upstream.transport import Transport
 
 if TYPE_CHECKING:
@@ -58,16 +59,17 @@ class Gateway:
     def __init__(self, config: Config, transport: Transport, state: SharedState | None = None) -> None:
         self.config = config
         self.transport = transport
-        #: shared with the other workers (None: this process alone, e.g. in tests)
-        self.state = state
+        #: shared with the other workers; a private segment when none is given (one process, e.g. tests)
+        self.state = shared = state if state is not None else SharedState.local()
         self.sessions = SessionUsage()
         self.router = Router(
             config, sessions=self.sessions, custom=load_custom_router(config.custom_router_path)
         )
         self.plans = PlanCache(config)
         # breaker, health and balancer numbers live in shared memory so every worker sees the same ones
-        store: StateStore = ShmStore(state.table) if state is not None else InProcessStore()
-        self.resilience = Resilience(ResilienceConfig.from_config(config.raw), store, random.Random())
+        self.resilience = Resilience(
+            ResilienceConfig.from_config(config.raw), ShmStore(shared.table), random.Random()
+        )
         admission = AdmissionConfig.from_config(config.raw)
         # Across machines (State.backend = "redis"): the global limit is kept in Redis, in front of which
         # each machine leases units through its shared memory; the other limits stay per machine.
@@ -83,7 +85,6 @@ class Gateway:
             redis_settings = redis_from_config(state_section)
         if redis_settings is not None and admission.rate_limit.global_limits.requests:
             self.redis = RedisBackend.from_settings(redis_settings)
-            shared = state if state is not None else SharedState.local()
             self.global_limiter = LeasedLimiter(self.redis, shared, redis_settings.lease_size)
             self.global_rates = admission.rate_limit.global_limits.requests
             admission = dataclasses.replace(
@@ -92,15 +93,10 @@ class Gateway:
         #: rate limits and queues; None when nothing is configured (the hot path skips admission)
         self.admission: AdmissionController | None = None
         if admission.enabled:
-            self.admission = AdmissionController(
-                admission, state if state is not None else SharedState.local()
-            )
+            self.admission = AdmissionController(admission, shared)
         self.priority_header = admission.queue.priority_header
         pricing = config.raw.get("Pricing")
-        self.metrics = Metrics(
-            state if state is not None else SharedState.local(),
-            pricing=pricing if isinstance(pricing, Mapping) else None,
-        )
+        self.metrics = Metrics(shared, pricing=pricing if isinstance(pricing, Mapping) else None)
         self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
         self.max_body_size = config.max_body_size
@@ -195,9 +191,7 @@ async def _get_config(gw: Gateway, req: Request) -> Response:
 async def _get_transformers(gw: Gateway, req: Request) -> Response:
     listed = describe_transformers()
     for name, plugin in gw.plans.plugins.items():
-        endpoint = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}.get(
-            plugin.cls.endpoint or ""
-        )
+        endpoint = endpoint_path(plugin.cls.endpoint)
         listed.append(
             {
                 "name": name,

@@ -540,7 +540,7 @@ async def _read_ahead(
             chunk = await anext(ahead.chunks)
         except StopAsyncIteration:
             # a finished answer (even an empty one) is served; a stream cut before anything is not
-            finished = getattr(translator, "stop_reason", None) is not None
+            finished = translator.stop_reason is not None
             ahead.output.append(translator.close())
             ahead.chunks = _empty()
             if finished or any(b"content_block_start" in out for out in ahead.output):
@@ -555,7 +555,7 @@ async def _read_ahead(
         out = translator.feed(chunk)
         if out:
             ahead.output.append(out)
-        if getattr(translator, "errored", False):
+        if translator.errored:
             return failed("upstream reported an error before any content")
         if b"content_block_start" in out:
             return ahead

@@ -79,15 +79,23 @@ def lookup(name: str) -> type[Transformer] | None:
     return cls
 
 
+#: the upstream API path each endpoint transformer speaks, as GET /api/transformers shows it
+_ENDPOINT_PATHS = {
+    "anthropic": "/v1/messages",
+    "openai": "/v1/chat/completions",
+    "gemini": "/v1beta/models/:modelAndAction",
+}
+
+
+def endpoint_path(endpoint: str | None) -> str | None:
+    return _ENDPOINT_PATHS.get(endpoint or "")
+
+
 def describe_transformers() -> list[dict[str, Any]]:
     """For ``GET /api/transformers`` (CCR answers {transformers: [{name, endpoint}]})."""
     out: list[dict[str, Any]] = []
     for name, cls in REGISTRY.items():
-        endpoint = {
-            "anthropic": "/v1/messages",
-            "openai": "/v1/chat/completions",
-            "gemini": "/v1beta/models/:modelAndAction",
-        }.get(cls.endpoint or "")
+        endpoint = endpoint_path(cls.endpoint)
         out.append({"name": name, "endpoint": endpoint, "description": cls.describe(), "available": True})
     for name in sorted(NOT_YET_AVAILABLE):
         out.append({"name": name, "endpoint": None, "description": "", "available": False})
