@@ -18,8 +18,15 @@ _LEVELS = {
 }
 
 
+#: above every level: the access logger's level when access records are off
+_OFF = logging.CRITICAL + 1
+
+
 def setup_logging(level: str = "info", *, access: bool = True) -> None:
     root = logging.getLogger("ccr_fast")
+    # A level rather than ``Logger.disabled``: Granian configures logging with dictConfig in each
+    # worker, which re-enables every existing logger. Set in every process, configured or not.
+    ACCESS.setLevel(logging.NOTSET if access else _OFF)
     if getattr(root, "_ccr_fast_configured", False):
         return
     handler = logging.StreamHandler(sys.stderr)
@@ -29,5 +36,4 @@ def setup_logging(level: str = "info", *, access: bool = True) -> None:
     root.addHandler(handler)
     root.setLevel(_LEVELS.get(level.lower(), logging.INFO))
     root.propagate = False
-    ACCESS.disabled = not access
     root._ccr_fast_configured = True  # type: ignore[attr-defined]
