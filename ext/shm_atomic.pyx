@@ -32,6 +32,7 @@ cdef extern from "<sched.h>" nogil:
 cdef extern from *:
     """
     #include <stdint.h>
+    #include <string.h>
     static inline uint64_t ccr_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
     static inline void ccr_store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
     static inline uint64_t ccr_fetch_add(uint64_t *p, uint64_t v) {
@@ -40,11 +41,15 @@ cdef extern from *:
     static inline int ccr_cas(uint64_t *p, uint64_t *expected, uint64_t desired) {
         return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     }
+    static inline double ccr_f64(uint64_t bits) { double v; memcpy(&v, &bits, 8); return v; }
+    static inline uint64_t ccr_bits(double v) { uint64_t bits; memcpy(&bits, &v, 8); return bits; }
     """
     uint64_t ccr_load(const uint64_t* p) nogil
     void ccr_store(uint64_t* p, uint64_t v) nogil
     uint64_t ccr_fetch_add(uint64_t* p, uint64_t v) nogil
     bint ccr_cas(uint64_t* p, uint64_t* expected, uint64_t desired) nogil
+    double ccr_f64(uint64_t bits) nogil
+    uint64_t ccr_bits(double v) nogil
 
 #: recorded in the segment header; 1 is these hardware atomics, 2 the twin's flock
 SYNC_PROTOCOL = 1
@@ -115,6 +120,27 @@ cdef class Atomics:
 
     def cas(self, Py_ssize_t offset, uint64_t expected, uint64_t new):
         return ccr_cas(self._word(offset), &expected, new)
+
+    # --- the same words read as IEEE-754 doubles (bit patterns, so -0.0 and NaNs round-trip) -------------
+
+    def load_f64(self, Py_ssize_t offset):
+        return ccr_f64(ccr_load(self._word(offset)))
+
+    def store_f64(self, Py_ssize_t offset, double value):
+        ccr_store(self._word(offset), ccr_bits(value))
+
+    def add_f64(self, Py_ssize_t offset, double delta):
+        cdef uint64_t* word = self._word(offset)
+        cdef uint64_t old = ccr_load(word)
+        cdef double new
+        while True:
+            new = ccr_f64(old) + delta
+            if ccr_cas(word, &old, ccr_bits(new)):  # on failure ``old`` holds the current bits
+                return new
+
+    def cas_f64(self, Py_ssize_t offset, double expected, double new):
+        cdef uint64_t want = ccr_bits(expected)
+        return ccr_cas(self._word(offset), &want, ccr_bits(new))
 
     def probe(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 import signal
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -82,6 +83,41 @@ def test_add_wraps_modulo_2_64(words: Any) -> None:
     assert words.load(0) == 1
     words.store(16, U64_MAX)
     assert words.load(16) == U64_MAX
+
+
+def test_doubles_share_the_words(words: Any) -> None:
+    assert words.load_f64(8) == 0.0  # all zero bits
+    assert words.add_f64(8, 1.5) == 1.5
+    assert words.add_f64(8, -0.25) == 1.25
+    assert words.load_f64(8) == 1.25
+    assert words.load(8) == 0x3FF4000000000000  # the IEEE-754 bits of 1.25
+    words.store_f64(16, -2.0)
+    assert words.load_f64(16) == -2.0
+    assert words.cas_f64(16, -2.0, 3.0) is True
+    assert words.cas_f64(16, -2.0, 4.0) is False
+    assert words.load_f64(16) == 3.0
+
+
+def test_double_cas_compares_bit_patterns(words: Any) -> None:
+    words.store_f64(0, -0.0)
+    assert words.cas_f64(0, 0.0, 1.0) is False  # 0.0 == -0.0 as numbers, not as bits
+    assert words.cas_f64(0, -0.0, 1.0) is True
+    words.store_f64(0, float("nan"))
+    assert words.cas_f64(0, float("nan"), 2.0) is True  # the same NaN bits match
+    assert words.load_f64(0) == 2.0
+
+
+@pytest.mark.parametrize("offset", [-8, 3, 252, 256, 1 << 20])
+def test_doubles_refuse_offsets_outside_or_misaligned(words: Any, offset: int) -> None:
+    calls: list[tuple[str, tuple[float, ...]]] = [
+        ("load_f64", ()),
+        ("store_f64", (1.0,)),
+        ("add_f64", (1.0,)),
+        ("cas_f64", (0.0, 1.0)),
+    ]
+    for name, args in calls:
+        with pytest.raises(ValueError, match="aligned word"):
+            getattr(words, name)(offset, *args)
 
 
 @pytest.mark.parametrize("offset", [-8, 3, 252, 256, 1 << 20])
@@ -270,6 +306,17 @@ def test_add_loses_no_update_across_separately_mapped_processes(shared: Shared, 
     assert shared.atomics.load(64) == PROCESSES * n
 
 
+def _add_halves(words: Any, offset: int, n: int) -> None:
+    for _ in range(n):
+        words.add_f64(offset, 0.5)
+
+
+def test_double_add_loses_no_update_across_processes(shared: Shared, procs: Procs) -> None:
+    n = hammer_count(shared.impl)
+    procs.run(_add_halves, [(shared.atomics, 192, n)] * PROCESSES)
+    assert shared.atomics.load_f64(192) == PROCESSES * n * 0.5  # exact: halves of small counts
+
+
 def test_cas_loop_loses_no_update_across_processes(shared: Shared, procs: Procs) -> None:
     n = hammer_count(shared.impl) // 4
     procs.run(_increment_by_cas, [(shared.atomics, 128, n)] * PROCESSES)
@@ -342,6 +389,7 @@ def test_pure_twin_lock_dies_with_its_holder(tmp_path: Path, procs: Procs) -> No
 offsets = st.one_of(st.sampled_from(range(0, 256, 8)), st.integers(-16, 272))
 u64s = st.one_of(st.integers(0, 64), st.integers(0, U64_MAX), st.integers(-2, U64_MAX + 2))
 deltas = st.one_of(st.integers(-64, 64), st.integers(-(1 << 63) - 1, 1 << 63))
+doubles = st.one_of(st.floats(allow_nan=False), st.sampled_from([0.0, -0.0, 1.0, 0.5]))
 hashes = st.one_of(st.integers(0, 40), st.integers(0, U64_MAX))
 ops = st.one_of(
     st.tuples(st.just("load"), offsets),
@@ -349,6 +397,10 @@ ops = st.one_of(
     st.tuples(st.just("add"), offsets, deltas),
     st.tuples(st.just("cas"), offsets, st.one_of(st.none(), u64s), u64s),
     st.tuples(st.just("probe"), hashes, st.integers(0, 10), st.booleans()),
+    st.tuples(st.just("load_f64"), offsets),
+    st.tuples(st.just("store_f64"), offsets, doubles),
+    st.tuples(st.just("add_f64"), offsets, doubles),
+    st.tuples(st.just("cas_f64"), offsets, st.one_of(st.none(), doubles), doubles),
     st.tuples(st.just("gcra"), offsets, u64s, u64s, u64s),
     st.tuples(
         st.just("record"),
@@ -363,6 +415,8 @@ def _apply(words: Any, op: tuple[Any, ...]) -> Any:
     name, *args = op
     if name == "cas" and args[1] is None:
         args[1] = words.load(args[0]) if args[0] in range(0, 256, 8) else 0
+    if name == "cas_f64" and args[1] is None:
+        args[1] = words.load_f64(args[0]) if args[0] in range(0, 256, 8) else 0.0
     if name == "probe":
         return words.probe(*TABLE, args[0], args[1], args[2])
     if name == "record":
@@ -378,9 +432,11 @@ def _apply(words: Any, op: tuple[Any, ...]) -> Any:
 
 def _outcome(words: Any, op: tuple[Any, ...]) -> Any:
     try:
-        return _apply(words, op)
+        result = _apply(words, op)
     except (ValueError, OverflowError) as exc:
         return type(exc)
+    # doubles compare as bit patterns: a NaN (read from integer bits, or inf - inf) equals itself
+    return struct.pack("=d", result) if isinstance(result, float) else result
 
 
 @pytest.mark.skipif(COMPILED is None, reason=NOT_BUILT)

@@ -15,6 +15,9 @@ The contract both twins keep:
   same exception for the same bad call.
 * ``load``/``store``/``add`` (fetch-add: returns the value before) /``cas`` (compare-and-swap: True when it
   swapped) are atomic with respect to every other process using the same twin on the same memory.
+* ``load_f64``/``store_f64``/``add_f64`` (returns the value after) /``cas_f64`` treat a word as an IEEE-754
+  double in native byte order, with the same atomicity; ``cas_f64`` compares bit patterns, so ``0.0`` does
+  not match ``-0.0`` and a NaN matches itself. A word never written reads as ``0.0``.
 * ``probe`` is the open-addressing step of ``ccr_fast.state.table``: linear probing from ``key_hash`` over a
   power-of-two table whose slots start with a hash word (0 = empty).  It returns the byte offset of the
   slot's first state word, or -1 when the key is absent (``claim=False``) or there is no free slot within
@@ -78,6 +81,7 @@ WritableBuffer = bytearray | memoryview | mmap.mmap
 SYNC_PROTOCOL: Final = 2
 
 _WORD: Final = struct.Struct("=Q")
+_DOUBLE: Final = struct.Struct("=d")
 _U64_MAX: Final = (1 << 64) - 1
 _I64_MIN: Final = -(1 << 63)
 _I64_MAX: Final = (1 << 63) - 1
@@ -232,6 +236,43 @@ class Atomics:
             if _WORD.unpack_from(view, offset)[0] != expected:
                 return False
             _WORD.pack_into(view, offset, new)
+        return True
+
+    # --- the same words read as IEEE-754 doubles (bit patterns, so -0.0 and NaNs round-trip) ---------------
+
+    def load_f64(self, offset: int) -> float:
+        view = self._live()
+        offset = self._offset(offset)
+        with self._lock:
+            return float(_DOUBLE.unpack_from(view, offset)[0])
+
+    def store_f64(self, offset: int, value: float) -> None:
+        value = float(value)
+        view = self._live()
+        offset = self._offset(offset)
+        with self._lock:
+            _DOUBLE.pack_into(view, offset, value)
+
+    def add_f64(self, offset: int, delta: float) -> float:
+        """Add ``delta`` to the double at ``offset``; returns the new value."""
+        delta = float(delta)
+        view = self._live()
+        offset = self._offset(offset)
+        with self._lock:
+            new = float(_DOUBLE.unpack_from(view, offset)[0]) + delta
+            _DOUBLE.pack_into(view, offset, new)
+        return new
+
+    def cas_f64(self, offset: int, expected: float, new: float) -> bool:
+        """Compare-and-swap on the bit pattern: ``expected`` must match bit for bit (0.0 is not -0.0)."""
+        want = _DOUBLE.pack(float(expected))
+        new = float(new)
+        view = self._live()
+        offset = self._offset(offset)
+        with self._lock:
+            if view[offset : offset + 8] != want:
+                return False
+            _DOUBLE.pack_into(view, offset, new)
         return True
 
     def probe(

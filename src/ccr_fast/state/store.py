@@ -3,32 +3,17 @@
 Each key gets one 8-byte word in the segment's key table holding an IEEE-754 double, so breaker states,
 in-flight counts and latency averages are the same in every worker. ``add`` on a double is a CAS loop
 over the bit pattern; everything else is a single atomic word operation. A key never written reads as
-0.0 because a freshly claimed slot is all zero bits.
+0.0 because a freshly claimed slot is all zero bits. The double arithmetic (the CAS loop of ``add``
+included) runs inside the atomics twin: one call per operation.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 
 from ccr_fast.state.table import KeyTable, TableFull
 
-_pack = struct.Struct("<d").pack
-_unpack = struct.Struct("<Q").unpack
-_pack_bits = struct.Struct("<Q").pack
-_unpack_double = struct.Struct("<d").unpack
-
 log = logging.getLogger("ccr_fast.state")
-
-
-def _bits(value: float) -> int:
-    bits: int = _unpack(_pack(value))[0]
-    return bits
-
-
-def _float(bits: int) -> float:
-    value: float = _unpack_double(_pack_bits(bits))[0]
-    return value
 
 
 class ShmStore:
@@ -47,33 +32,43 @@ class ShmStore:
             self._offsets[key] = off
         return off
 
+    # Each method tries the cached offset first: these run a dozen times per request.
+
     def get(self, key: str) -> float:
-        try:
-            return _float(self._atomics.load(self._offset(key)))
-        except TableFull:
-            return 0.0
+        off = self._offsets.get(key)
+        if off is None:
+            try:
+                off = self._offset(key)
+            except TableFull:
+                return 0.0
+        value: float = self._atomics.load_f64(off)
+        return value
 
     def set(self, key: str, value: float) -> None:
-        try:
-            self._atomics.store(self._offset(key), _bits(value))
-        except TableFull:
-            log.debug("state table full; %s not stored", key)
+        off = self._offsets.get(key)
+        if off is None:
+            try:
+                off = self._offset(key)
+            except TableFull:
+                log.debug("state table full; %s not stored", key)
+                return
+        self._atomics.store_f64(off, value)
 
     def add(self, key: str, delta: float) -> float:
-        try:
-            off = self._offset(key)
-        except TableFull:
-            return delta
-        atomics = self._atomics
-        while True:
-            old = atomics.load(off)
-            new = _float(old) + delta
-            if atomics.cas(off, old, _bits(new)):
-                return new
+        off = self._offsets.get(key)
+        if off is None:
+            try:
+                off = self._offset(key)
+            except TableFull:
+                return delta
+        value: float = self._atomics.add_f64(off, delta)
+        return value
 
     def cas(self, key: str, expected: float, new: float) -> bool:
-        try:
-            off = self._offset(key)
-        except TableFull:
-            return False
-        return bool(self._atomics.cas(off, _bits(expected), _bits(new)))
+        off = self._offsets.get(key)
+        if off is None:
+            try:
+                off = self._offset(key)
+            except TableFull:
+                return False
+        return bool(self._atomics.cas_f64(off, expected, new))
