@@ -26,6 +26,7 @@ from typing import Final
 __all__ = [
     "from_anthropic_tool_id",
     "new_message_id",
+    "new_request_id",
     "new_tool_use_id",
     "to_anthropic_tool_id",
 ]
@@ -48,29 +49,49 @@ def _base62(n: int, width: int) -> str:
     return "".join(out)
 
 
+#: every two-character base62 string, so a 10-character counter takes five lookups
+_PAIRS: Final = tuple(a + b for b in _ALPHABET for a in _ALPHABET)
+
+
+def _counter62(n: int) -> str:
+    """``_base62(n, 10)`` (least significant character first), two characters at a time."""
+    pairs = _PAIRS
+    n, a = divmod(n, 3844)
+    n, b = divmod(n, 3844)
+    n, c = divmod(n, 3844)
+    n, d = divmod(n, 3844)
+    return pairs[a] + pairs[b] + pairs[c] + pairs[d] + pairs[n % 3844]
+
+
 class _IdSource:
     """Unique ids without a syscall per id: 14 random base62 characters drawn once per process (re-drawn
-    after a fork) followed by a 10-character counter. Unguessable enough for ids that are not secrets,
+    in a forked child) followed by a 10-character counter. Unguessable enough for ids that are not secrets,
     unique across processes and restarts; drawing every character with secrets.choice cost ~150 us."""
 
-    __slots__ = ("_next", "_pid", "_prefix")
+    __slots__ = ("_next", "_prefix")
 
     def __init__(self) -> None:
-        self._pid = -1
         self._prefix = ""
         self._next = 0
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._prefix = _base62(int.from_bytes(os.urandom(11), "big"), _RANDOM_LEN - 10)
+        self._next = int.from_bytes(os.urandom(4), "big")
 
     def __call__(self) -> str:
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid = pid
-            self._prefix = _base62(int.from_bytes(os.urandom(11), "big"), _RANDOM_LEN - 10)
-            self._next = int.from_bytes(os.urandom(4), "big")
-        self._next += 1
-        return self._prefix + _base62(self._next, 10)
+        self._next = n = self._next + 1
+        return self._prefix + _counter62(n)
 
 
 _random_suffix = _IdSource()
+# a forked worker must not continue its parent's sequence
+os.register_at_fork(after_in_child=_random_suffix.reseed)
+
+
+def new_request_id() -> str:
+    """A fresh ``req_…`` id for the ``request-id`` header and the logs."""
+    return "req_" + _random_suffix()
 
 
 def new_message_id() -> str:

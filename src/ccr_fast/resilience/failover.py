@@ -308,7 +308,7 @@ class AttemptPlan:
             group = self._groups.popleft()
             self._route = group.route
             self._routes_seen.add(group.route)
-            ctx = replace(self._ctx, exclude=self._ctx.exclude | self._tried)
+            ctx = replace(self._ctx, exclude=self._ctx.exclude | self._tried) if self._tried else self._ctx
             self._candidates = deque(self._balancer.pick(group, now, ctx))
 
     def _admit(self, d: Deployment, now: float) -> Admission:

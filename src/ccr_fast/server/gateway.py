@@ -6,19 +6,17 @@ plus the upstream transport. The ASGI and RSGI adapters in ``app.py`` are thin s
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ccr_fast import __version__
 from ccr_fast.admission import AdmissionConfig, AdmissionController
-from ccr_fast.admission.config import Limits, Rate
 from ccr_fast.config import Config, redact
 from ccr_fast.observe.metrics import Metrics
+from ccr_fast.protocol.anthropic_ids import new_request_id as new_request_id  # re-exported
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.resilience import Resilience, ResilienceConfig
 from ccr_fast.routing import Router, SessionUsage, load_custom_router
@@ -44,15 +42,13 @@ from ccr_fast.transformers.registry import endpoint_path
 from ccr_fast.upstream.transport import Transport
 
 if TYPE_CHECKING:
-    from ccr_fast.state.redis_backend import LeasedLimiter, RedisBackend
+    from ccr_fast.admission.cluster_limits import Settlements
+    from ccr_fast.observe.cluster import ClusterMetrics
+    from ccr_fast.state.redis_backend import RedisBackend
 
 log = logging.getLogger("ccr_fast.gateway")
 
 Handler = Callable[["Gateway", Request], Awaitable[Response]]
-
-
-def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
 
 
 class Gateway:
@@ -71,33 +67,25 @@ class Gateway:
             ResilienceConfig.from_config(config.raw), ShmStore(shared.table), random.Random()
         )
         admission = AdmissionConfig.from_config(config.raw)
-        # Across machines (State.backend = "redis"): the global limit is kept in Redis, in front of which
-        # each machine leases units through its shared memory; the other limits stay per machine.
-        self.redis: RedisBackend | None = None
-        self.global_limiter: LeasedLimiter | None = None
-        self.global_rates: tuple[Rate, ...] = ()
-        state_section = config.raw.get("State")
-        redis_settings = None
-        if state_section is not None:  # redis-py is imported only by configs that mention State
-            from ccr_fast.state.redis_backend import LeasedLimiter, RedisBackend
-            from ccr_fast.state.redis_backend import from_config as redis_from_config
-
-            redis_settings = redis_from_config(state_section)
-        if redis_settings is not None and admission.rate_limit.global_limits.requests:
-            self.redis = RedisBackend.from_settings(redis_settings)
-            self.global_limiter = LeasedLimiter(self.redis, shared, redis_settings.lease_size)
-            self.global_rates = admission.rate_limit.global_limits.requests
-            admission = dataclasses.replace(
-                admission, rate_limit=dataclasses.replace(admission.rate_limit, global_limits=Limits())
-            )
-        #: rate limits and queues; None when nothing is configured (the hot path skips admission)
-        self.admission: AdmissionController | None = None
-        if admission.enabled:
-            self.admission = AdmissionController(admission, shared)
-        self.priority_header = admission.queue.priority_header
         pricing = config.raw.get("Pricing")
         self.metrics = Metrics(shared, pricing=pricing if isinstance(pricing, Mapping) else None)
-        self.auth = ApiKeyAuth(config.apikey) if config.apikey else None
+        #: rate limits and queues; None when nothing is configured (the hot path skips admission)
+        self.admission: AdmissionController | None = None
+        # Across machines (State.backend = "redis"): every limit and token budget is kept in Redis, and each
+        # machine adds its metric totals there (ccr_fast.admission.cluster, ccr_fast.observe.cluster)
+        self.redis: RedisBackend | None = None
+        self.cluster_metrics: ClusterMetrics | None = None
+        self._settlements: Settlements | None = None
+        state_section = config.raw.get("State")
+        if state_section is not None:  # redis-py is imported only by configs that mention State
+            self.admission = self._cluster(admission, state_section, shared)
+        if self.admission is None and admission.enabled:
+            self.admission = AdmissionController(admission, shared)
+        if self.admission is not None:
+            self.metrics.watch_queue(self.admission.queue_counts)
+        self.priority_header = admission.queue.priority_header
+        keys = config.client_keys
+        self.auth = ApiKeyAuth([(k.name, k.key) for k in keys]) if keys else None
         self.upstream_timeout = config.api_timeout_ms / 1000.0
         self.max_body_size = config.max_body_size
         self.keepalive_s = config.stream_keepalive_ms / 1000.0 if config.stream_keepalive_ms > 0 else None
@@ -145,7 +133,9 @@ class Gateway:
                     )
                 raise GatewayError(404, f"no route for {req.method} {req.path}", "not_found_error")
             if self.auth is not None and not is_public(req.path):
-                self.auth.check(req.headers)
+                req.key = self.auth.check(req.headers)
+                if req.path.startswith("/v1/"):  # the API, not the dashboards' and scrapers' reads
+                    self.metrics.key_used(req.key)
             resp = await handler(self, req)
         except GatewayError as err:
             if err.status >= 500:
@@ -168,9 +158,41 @@ class Gateway:
         resp.headers.append(("request-id", req.request_id))
         return resp
 
+    def _cluster(
+        self, admission: AdmissionConfig, section: object, shared: SharedState
+    ) -> AdmissionController | None:
+        """The Redis backend and what uses it, when ``State.backend`` is "redis"; the admission it needs."""
+        from ccr_fast.state.redis_backend import RedisBackend
+        from ccr_fast.state.redis_backend import from_config as redis_from_config
+
+        settings = redis_from_config(section)
+        if settings is None:
+            return None
+        from ccr_fast.admission.cluster import ClusterAdmissionController
+        from ccr_fast.admission.cluster_limits import ClusterLimits, Settlements
+        from ccr_fast.observe.cluster import ClusterMetrics
+
+        self.redis = redis = RedisBackend.from_settings(settings)
+        self.cluster_metrics = ClusterMetrics(
+            self.metrics, redis, shared, interval_ms=settings.metrics_interval_ms
+        )
+        if not admission.enabled:
+            return None
+        limits = ClusterLimits(redis, shared.table, settings.lease_size)
+        self._settlements = Settlements(redis)
+        return ClusterAdmissionController(admission, shared, limits, self._settlements)
+
+    def background_jobs(self) -> list[Coroutine[Any, Any, None]]:
+        """Per-worker background work the app runs while it serves (publishing cluster metrics)."""
+        return [] if self.cluster_metrics is None else [self.cluster_metrics.run()]
+
     async def aclose(self) -> None:
         await self.transport.aclose()
         if self.redis is not None:
+            if self._settlements is not None:
+                await self._settlements.drain()  # usage booked by the last responses
+            if self.cluster_metrics is not None:
+                await self.cluster_metrics.publish()  # this machine's last requests into the totals
             await self.redis.aclose()
 
 
