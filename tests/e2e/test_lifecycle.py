@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import anthropic
 import httpx
+import orjson
 import pytest
 
 from ccr_fast.mock import MockProvider
@@ -64,6 +66,23 @@ def test_disconnect_while_waiting_for_first_byte(gateway: RunningServer, mock: M
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(gateway.url + "/v1/messages", json=body, timeout=0.5)
     assert _wait_for(lambda: mock.stats.get("client_aborts", 0) >= 1, timeout=2.0), mock.stats
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_disconnect_before_the_watcher_is_armed(
+    gateway: RunningServer, mock: MockProvider, stream: bool
+) -> None:
+    """A client gone within the first milliseconds (before a watcher is armed) still cancels the upstream."""
+    mock.script([{"text": "late", "latency_ms": 5000, "ttft_ms": 5000}])
+    payload = orjson.dumps(dict(BODY, stream=stream))
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(payload)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+        sock.sendall(head + payload)
+        assert _wait_for(lambda: mock.stats.get("/v1/chat/completions", 0) >= 1, timeout=2.0), mock.stats
+    assert _wait_for(lambda: mock.stats.get("client_aborts", 0) >= 1, timeout=1.0), mock.stats
 
 
 def test_graceful_shutdown_lets_streams_finish(mock: MockProvider, tmp_path: Path) -> None:

@@ -408,11 +408,14 @@ async def test_asgi_lifespan_startup_and_shutdown_close_the_gateway() -> None:
 
 
 class Headers:
-    def __init__(self, items: dict[str, str]) -> None:
-        self._items = items
+    """Granian's RSGI headers: lower-case names (hyper normalises them), repeats kept in order."""
+
+    def __init__(self, items: dict[str, str] | list[tuple[str, str]]) -> None:
+        pairs = list(items.items()) if isinstance(items, dict) else list(items)
+        self._items = [(name.lower(), value) for name, value in pairs]
 
     def items(self) -> list[tuple[str, str]]:
-        return list(self._items.items())
+        return list(self._items)
 
 
 @dataclass
@@ -514,6 +517,21 @@ async def test_rsgi_reads_an_unsized_body_by_iterating() -> None:
     await call_rsgi(app, RSGIScope(), protocol)
     assert protocol.body_calls == 0 and protocol.iterated == 4
     assert orjson.loads(transport.requests[0].body)["messages"][0]["content"] == "y" * 300
+
+
+async def test_rsgi_joins_repeated_headers_like_asgi() -> None:
+    app, _, _ = make_app()
+    seen: list[Request] = []
+    original = app.gateway.handle
+
+    async def spy(req: Request) -> Response:
+        seen.append(req)
+        return await original(req)
+
+    app.gateway.handle = spy  # type: ignore[method-assign]
+    pairs = [("anthropic-beta", "a-1"), ("x-thing", "v"), ("anthropic-beta", "b-2")]
+    await call_rsgi(app, RSGIScope("GET", "/health", "", Headers(pairs)), Protocol())
+    assert seen[0].headers == {"anthropic-beta": "a-1, b-2", "x-thing": "v"}
 
 
 async def test_rsgi_passes_method_path_query_client_and_lowercased_headers() -> None:

@@ -2,9 +2,12 @@
 
 Both adapters do the same four things: read the body under the size limit, build a Request, hand
 it to the Gateway, and send the Response — streaming it while watching for the client going away.
-A disconnect cancels the handling task at once, which closes the upstream response (and so stops
-the upstream generating). Granian silently drops sends after a disconnect, so we must watch
-receive() / client_disconnect() ourselves.
+A disconnect cancels the handling task, which closes the upstream response (and so stops the upstream
+generating). Granian silently drops sends after a disconnect, so we must watch receive() /
+client_disconnect() ourselves. The watcher is armed only once a request has been running for
+``WATCH_AFTER_S``: most requests finish sooner, and a watcher (a task around Granian's future) per
+request costs more than everything else the server adapter does. A disconnect that happened earlier is
+seen the moment the watcher is armed, so a client that goes away never waits longer than that.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from ccr_fast.server.health_probes import run_active_probes
 from ccr_fast.server.http import CLIENT_CLOSED, Request, Response, error_response
 
 log = logging.getLogger("ccr_fast.app")
+
+#: how long a request runs before a disconnect watcher is armed for it
+WATCH_AFTER_S = 0.02
 
 ASGIScope = dict[str, Any]
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
@@ -53,9 +59,10 @@ class App:
         self._background: list[asyncio.Task[None]] = []
 
     def _start_background(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Per-worker background work (active health probes), started once the loop runs."""
+        """Per-worker background work (health probes, the gateway's own jobs), started once the loop runs."""
         if not self._background:
             self._background.append(loop.create_task(run_active_probes(self.gateway)))
+            self._background.extend(loop.create_task(job) for job in self.gateway.background_jobs())
 
     async def _stop_background(self) -> None:
         tasks, self._background = self._background, []
@@ -118,7 +125,7 @@ class App:
                     return
 
         await _serve_watched(
-            self.gateway, req, watch(), lambda resp: _asgi_send(send, resp, req.method == "HEAD")
+            self.gateway, req, watch, lambda resp: _asgi_send(send, resp, req.method == "HEAD")
         )
 
     # ------------------------------------------------------------------ RSGI
@@ -136,7 +143,10 @@ class App:
         if scope.proto != "http":
             return
         request_id = new_request_id()
-        headers = {k.lower(): v for k, v in scope.headers.items()}
+        pairs = scope.headers.items()  # lower-case names: Granian's HTTP stack normalises them
+        headers = dict(pairs)
+        if len(headers) != len(pairs):  # a repeated header: join the values, as the ASGI adapter does
+            headers = _joined(pairs)
         limit = self.gateway.max_body_size
         try:
             body = await _rsgi_body(protocol, headers, limit)
@@ -153,22 +163,31 @@ class App:
         await _serve_watched(
             self.gateway,
             req,
-            protocol.client_disconnect(),
+            protocol.client_disconnect,
             lambda resp: _rsgi_send(protocol, resp, req.method == "HEAD"),
         )
+
+
+def _joined(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 async def _serve_watched(
     gateway: Gateway,
     req: Request,
-    disconnected: Awaitable[None],
+    disconnected: Callable[[], Awaitable[None]],
     sender: Callable[[Response], Awaitable[None]],
 ) -> None:
-    """Run handle+send in this task; a watcher cancels it the moment the client disconnects."""
+    """Run handle+send in this task; once armed, a watcher cancels it the moment the client disconnects."""
     task = asyncio.current_task()
     assert task is not None
+    loop = task.get_loop()
     gone = False
     done = False
+    watcher: asyncio.Future[None] | None = None
 
     def on_disconnect(fut: asyncio.Future[None]) -> None:
         nonlocal gone
@@ -178,8 +197,13 @@ async def _serve_watched(
             gone = True
             task.cancel()
 
-    watcher = asyncio.ensure_future(disconnected)
-    watcher.add_done_callback(on_disconnect)
+    def arm() -> None:
+        nonlocal watcher
+        if not done:
+            watcher = asyncio.ensure_future(disconnected())
+            watcher.add_done_callback(on_disconnect)
+
+    timer = loop.call_later(WATCH_AFTER_S, arm)
     resp: Response | None = None
     status = CLIENT_CLOSED
     try:
@@ -194,8 +218,10 @@ async def _serve_watched(
         log.info("%s client disconnected; upstream request cancelled", req.request_id)
     finally:
         done = True
-        watcher.remove_done_callback(on_disconnect)
-        watcher.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
         if resp is not None:
             if resp.stream is not None:
                 await _finish_stream(resp.stream)

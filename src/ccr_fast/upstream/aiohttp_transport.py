@@ -76,6 +76,9 @@ class AiohttpResponse:
             raise UpstreamError(f"upstream stream broke: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream connection failed mid-stream: {exc}") from exc
+        except BaseException:  # cancelled or closed early: stop the upstream whoever holds this response
+            self.close()
+            raise
 
     def close(self) -> None:
         # close() (not release()) when the body may be unread: drops the TCP connection so the

@@ -164,17 +164,23 @@ class H1Response:
             self.close()
 
     async def iter_chunks(self, idle: float | None = None) -> AsyncIterator[bytes]:
-        while True:
-            if self._chunks:
-                yield self._take()
-            elif self._done:
-                return
-            elif self._failure is not None:
-                if self._timed_out:
-                    raise UpstreamTimeout("upstream stream went silent longer than the timeout")
-                raise UpstreamError(f"upstream stream broke: {self._failure}")
-            elif not await self._wait(idle):
-                yield b""
+        try:
+            while True:
+                if self._chunks:
+                    yield self._take()
+                elif self._done:
+                    return
+                elif self._failure is not None:
+                    if self._timed_out:
+                        raise UpstreamTimeout("upstream stream went silent longer than the timeout")
+                    raise UpstreamError(f"upstream stream broke: {self._failure}")
+                elif not await self._wait(idle):
+                    yield b""
+        except BaseException:
+            # cancelled (the client went away) or closed early: the upstream must stop at once, whoever
+            # holds this response and whether or not they close it
+            self.close()
+            raise
 
     def close(self) -> None:
         conn = self._conn
