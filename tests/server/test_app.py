@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 
 from ccr_fast.config import config_from_dict
-from ccr_fast.server.app import CLIENT_CLOSED, App
+from ccr_fast.server.app import App
 from ccr_fast.server.gateway import Gateway
-from ccr_fast.server.http import Request, Response
+from ccr_fast.server.http import CLIENT_CLOSED, Request, Response
 from ccr_fast.upstream.mock_transport import MockResponse, MockTransport
 from ccr_fast.upstream.transport import UpstreamRequest
 
