@@ -13,7 +13,7 @@ from cpython.conversion cimport PyOS_string_to_double
 from libc.math cimport isinf
 from libc.string cimport memcmp, memcpy, memset
 
-__all__ = ["match_text_delta", "text_delta_event"]
+__all__ = ["match_text_delta", "text_delta_event", "text_delta_run"]
 
 cdef enum:
     FAIL = -1
@@ -414,6 +414,10 @@ cdef Py_ssize_t _choices(Doc* d, Py_ssize_t i, Choices* out, set bad) except -2:
 
 def match_text_delta(bytes data not None):
     """The escaped text of a chunk that only appends text, else None (contract: see the pure twin)."""
+    return _match(data)
+
+
+cdef object _match(bytes data):
     cdef Doc d
     cdef Choices choices
     cdef bint have_choices = False, usage_null = True
@@ -491,6 +495,33 @@ cdef bytes _TAIL = b'"}}\n\n'
 
 def text_delta_event(Py_ssize_t index, bytes escaped_text not None):
     """The ``content_block_delta`` frame appending ``escaped_text`` (already a JSON string body)."""
+    return _delta_event(index, escaped_text)
+
+
+def text_delta_run(list events not None, Py_ssize_t start, Py_ssize_t index, list out not None):
+    """Frames for the run of plain text chunks in ``events`` from ``start`` (contract: see the pure twin)."""
+    cdef Py_ssize_t i = start, n = len(events)
+    cdef object event, escaped
+    cdef tuple pair
+    if i < 0:
+        i = 0
+    while i < n:
+        event = events[i]
+        if type(event) is not tuple or len(<tuple>event) != 2:
+            return i
+        pair = <tuple>event
+        if pair[0] is not None or type(pair[1]) is not bytes:
+            return i
+        escaped = _match(<bytes>pair[1])
+        if escaped is None:
+            return i
+        if PyBytes_GET_SIZE(escaped):
+            out.append(_delta_event(index, <bytes>escaped))
+        i += 1
+    return n
+
+
+cdef bytes _delta_event(Py_ssize_t index, bytes escaped_text):
     cdef char digits[24]
     cdef Py_ssize_t ndigits = 0, pos, size
     cdef size_t value

@@ -169,6 +169,46 @@ def test_text_delta_event_frame(module: ModuleType, index: int) -> None:
     assert frame == pure.text_delta_event(index, b'say \\"hi\\" \\u00e9')
 
 
+RUN_EVENTS: list[tuple[bytes | None, bytes]] = [
+    *((None, data) for data, _ in ACCEPTED.values()),
+    (None, REJECTED["finish reason"]),
+    (None, chunk()),
+]
+
+
+@pytest.mark.parametrize("module", IMPLEMENTATIONS)
+def test_text_delta_run_stops_at_the_first_event_it_cannot_take(module: ModuleType) -> None:
+    out: list[bytes] = []
+    stop = module.text_delta_run(RUN_EVENTS, 0, 3, out)
+    assert stop == len(ACCEPTED)  # the finish-reason chunk goes to the full translator
+    assert out == [pure.text_delta_event(3, text) for _, text in ACCEPTED.values() if text]
+    rest: list[bytes] = []
+    assert module.text_delta_run(RUN_EVENTS, stop + 1, 3, rest) == len(RUN_EVENTS)
+    assert rest == [pure.text_delta_event(3, b"Hi")]
+
+
+@pytest.mark.parametrize("module", IMPLEMENTATIONS)
+@pytest.mark.parametrize(
+    "event",
+    [(b"message", chunk()), (None, b"[DONE]"), (None, b"not json"), ("x", b"{}"), (None, "str")],
+    ids=["named event", "done", "not json", "str name", "str data"],
+)
+def test_text_delta_run_leaves_other_events_alone(module: ModuleType, event: Any) -> None:
+    out: list[bytes] = []
+    assert module.text_delta_run([(None, chunk()), event, (None, chunk())], 0, 0, out) == 1
+    assert out == [pure.text_delta_event(0, b"Hi")]
+
+
+@pytest.mark.parametrize("module", IMPLEMENTATIONS)
+def test_text_delta_run_edges(module: ModuleType) -> None:
+    out: list[bytes] = []
+    assert module.text_delta_run([], 0, 0, out) == 0
+    assert module.text_delta_run([(None, chunk())], 1, 0, out) == 1
+    assert module.text_delta_run([(None, chunk())], -5, 0, out) == 1
+    assert module.text_delta_run([[None, chunk()]], 0, 0, out) == 0  # not a (name, data) tuple
+    assert out == [pure.text_delta_event(0, b"Hi")]
+
+
 # --- the compiled scanner and the orjson-based twin agree, and both are sound -----------------------------
 
 JSON_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)

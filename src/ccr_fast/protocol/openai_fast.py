@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["match_text_delta", "text_delta_event"]
+__all__ = ["match_text_delta", "text_delta_event", "text_delta_run"]
 
 _CONTENT_KEY: Final = b'"content"'
 #: after the key: the colon and the string token; orjson has already validated what the body contains
@@ -91,3 +91,27 @@ def match_text_delta(data: bytes) -> bytes | None:
 def text_delta_event(index: int, escaped_text: bytes) -> bytes:
     """The ``content_block_delta`` frame appending ``escaped_text`` (already a JSON string body)."""
     return _EVENT_HEAD + str(index).encode() + _EVENT_MID + escaped_text + _EVENT_TAIL
+
+
+def text_delta_run(events: list[tuple[bytes | None, bytes]], start: int, index: int, out: list[bytes]) -> int:
+    """Append to ``out`` the frames of the plain text chunks in ``events`` from ``start`` on, for the text
+    block at ``index``, and return the position of the first event that is not one (``len(events)`` when
+    all are). An event is ``(name, data)`` as the SSE decoder gives it; a plain text chunk has no event name
+    and data that ``match_text_delta`` accepts. Empty text appends nothing but still counts as handled.
+    Saves the per-event round trip through Python when a stream is a long run of text deltas."""
+    n = len(events)
+    i = max(start, 0)
+    while i < n:
+        event = events[i]
+        if type(event) is not tuple or len(event) != 2:
+            return i
+        name, data = event
+        if name is not None or type(data) is not bytes:
+            return i
+        escaped = match_text_delta(data)
+        if escaped is None:
+            return i
+        if escaped:
+            out.append(text_delta_event(index, escaped))
+        i += 1
+    return n

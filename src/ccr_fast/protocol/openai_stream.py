@@ -69,6 +69,7 @@ class _HotPaths:
     new_decoder: Callable[[], _Decoder]
     match_text_delta: Callable[[bytes], bytes | None]
     text_delta_event: Callable[[int, bytes], bytes]
+    text_delta_run: Callable[[list[tuple[bytes | None, bytes]], int, int, list[bytes]], int]
 
 
 @functools.cache
@@ -86,7 +87,7 @@ def _hot_paths(implementation: Implementation) -> _HotPaths:
             module = importlib.import_module(_speedups.TWINS[name])
         modules.append(module)
     sse, fast = modules
-    return _HotPaths(sse.SSEDecoder, fast.match_text_delta, fast.text_delta_event)
+    return _HotPaths(sse.SSEDecoder, fast.match_text_delta, fast.text_delta_event, fast.text_delta_run)
 
 
 _TEXT: Final = 1
@@ -141,8 +142,8 @@ class OpenAIStreamTranslator:
     ) -> None:
         hot = _hot_paths(implementation)
         self._decoder = hot.new_decoder()
-        self._match_text_delta = hot.match_text_delta
         self._text_delta_event = hot.text_delta_event
+        self._text_delta_run = hot.text_delta_run
         self._model = model
         self._message_id = message_id or new_message_id()
         self._input_estimate = input_tokens
@@ -177,15 +178,16 @@ class OpenAIStreamTranslator:
         if not events:
             return b""
         out = self._out = []
-        match = self._match_text_delta
+        run = self._text_delta_run
         fast_index = self._fast_index
-        for name, payload in events:
-            if fast_index >= 0 and name is None:
-                escaped = match(payload)
-                if escaped is not None:
-                    if escaped:
-                        out.append(self._text_delta_event(fast_index, escaped))
-                    continue
+        i, n = 0, len(events)
+        while i < n:
+            if fast_index >= 0:  # a text block is open: plain text chunks become frames in one call
+                i = run(events, i, fast_index, out)
+                if i == n:
+                    break
+            name, payload = events[i]
+            i += 1
             self._event(name, payload)
             if self.finished:
                 break
