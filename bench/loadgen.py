@@ -360,6 +360,19 @@ def summarize(values: Iterable[float], scale: float = 1e3) -> dict[str, float]:
     return out
 
 
+#: percentiles kept of every open-loop run's latencies, for the latency CDF plots
+CDF_POINTS = (*(float(q) for q in range(1, 100)), 99.5, 99.9)
+
+
+def cdf(values: Iterable[float], scale: float = 1e3) -> list[list[float]]:
+    """``[percentile, value * scale]`` at ``CDF_POINTS``: a latency distribution in a few hundred bytes."""
+    data = sorted(v * scale for v in values)
+    n = len(data)
+    if not n:
+        return []
+    return [[q, data[min(max(1, math.ceil(q / 100 * n)), n) - 1]] for q in CDF_POINTS]
+
+
 def summarize_run(run: OpenLoopRun) -> dict[str, Any]:
     """The JSON-ready numbers of one open-loop run (times in milliseconds)."""
     ok = run.ok
@@ -373,6 +386,7 @@ def summarize_run(run: OpenLoopRun) -> dict[str, Any]:
         "error_kinds": run.error_kinds(),
         "connections_opened": run.connections_opened,
         "latency_ms": summarize(e.latency for e in ok),
+        "latency_cdf_ms": cdf(e.latency for e in ok),
         "send_lag_ms": summarize(max(e.sent - e.due, 0.0) for e in run.exchanges if e.sent),
     }
     if ttfts:

@@ -477,6 +477,41 @@ def ensure_py_spy() -> str | None:
     return str(local) if local.exists() else None
 
 
+def bench_extra() -> list[str]:
+    """The requirements of the ``bench`` extra in pyproject.toml (the plotting library)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return list(project.get("optional-dependencies", {}).get("bench", []))
+
+
+def ensure_plotting() -> bool:
+    """Whether matplotlib can be imported, installing the ``bench`` extra into this virtualenv if not."""
+    import importlib
+
+    try:
+        importlib.import_module("matplotlib")
+        return True
+    except ImportError:
+        pass
+    requirements = bench_extra()
+    if not requirements:
+        return False
+    log(f"installing the bench extra ({', '.join(requirements)}) for the plots")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+        capture_output=True,
+        text=True,
+    )
+    importlib.invalidate_caches()
+    try:
+        importlib.import_module("matplotlib")
+        return True
+    except ImportError:
+        log(f"could not install the bench extra; the plots are skipped:\n{result.stderr.strip()[-1000:]}")
+        return False
+
+
 # --------------------------------------------------------------------------- what the run happened on
 
 

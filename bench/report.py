@@ -12,11 +12,14 @@ import argparse
 import math
 import statistics
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from bench import report_memory, report_overhead
+from bench.litellm_peer import LITELLM_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
@@ -157,8 +160,11 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             if proxy in rps:
                 entry[f"{proxy}/ccr"] = _ratio(rps[proxy], rps.get("ccr", math.nan))
                 entry[f"{proxy}/direct"] = _ratio(rps[proxy], rps.get("direct", math.nan))
-        if "ccr" in rps:
-            entry["ccr/direct"] = _ratio(rps["ccr"], rps.get("direct", math.nan))
+                if "litellm" in rps:
+                    entry[f"{proxy}/litellm"] = _ratio(rps[proxy], rps["litellm"])
+        for peer in ("ccr", "litellm"):
+            if peer in rps:
+                entry[f"{peer}/direct"] = _ratio(rps[peer], rps.get("direct", math.nan))
         if "ccr-fast@shared" in rps:
             entry["ccr-fast@shared/ccr@shared"] = _ratio(
                 rps["ccr-fast@shared"], rps.get("ccr@shared", math.nan)
@@ -166,6 +172,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             entry["ccr-fast@shared/direct@shared"] = _ratio(
                 rps["ccr-fast@shared"], rps.get("direct@shared", math.nan)
             )
+            if "litellm@shared" in rps:
+                entry["ccr-fast@shared/litellm@shared"] = _ratio(
+                    rps["ccr-fast@shared"], rps["litellm@shared"]
+                )
         ratios[scenario] = entry
     cold = {system: _median(entry["seconds"]) for system, entry in results.get("cold_start", {}).items()}
     return {
@@ -178,7 +188,26 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "cold_start_s": cold,
         "micro": _micro(results),
         "foreign_cpu": _foreign_cpu(results),
+        "latency_cdf": _latency_cdf(results),
+        "inside_overhead": report_overhead.summarize_inside(results),
+        "features": report_overhead.summarize_features(results),
+        "open_streams": report_memory.summarize_open_streams(results),
+        "soak": report_memory.summarize_soak(results),
     }
+
+
+def _latency_cdf(results: dict[str, Any]) -> dict[str, list[list[float]]]:
+    """Per system, the light-load latency distribution: at each percentile, the median over rounds."""
+    out: dict[str, list[list[float]]] = {}
+    for by_target in results.get("latency", {}).values():
+        for target, runs in by_target.items():
+            curves = [r["latency_cdf_ms"] for r in runs if r.get("latency_cdf_ms")]
+            if curves:
+                out[target] = [
+                    [point[0], _median(curve[i][1] for curve in curves if i < len(curve))]
+                    for i, point in enumerate(curves[0])
+                ]
+    return out
 
 
 # --------------------------------------------------------------------------- targets
@@ -194,16 +223,25 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, str]]:
     ratios = summary["ratios"]
     checks: list[dict[str, str]] = []
 
-    def check(metric: str, target: str, value: float, ok: bool | None, text: str) -> None:
+    def check(
+        metric: str,
+        target: str,
+        value: float,
+        ok: bool | None,
+        text: str,
+        *,
+        why: str = "",
+        negative_is_noise: bool = True,
+    ) -> None:
         status = "not measured" if ok is None or math.isnan(value) else ("met" if ok else "not met")
-        if status == "met" and text.startswith("-"):
+        if status == "met" and negative_is_noise and text.startswith("-"):
             # a proxy cannot beat the upstream it forwards to: a negative overhead is noise, not a result
             status = "inconclusive (noise)"
         checks.append(
             {
                 "metric": metric,
                 "target": target,
-                "measured": text if status != "not measured" else "—",
+                "measured": text if status != "not measured" else (f"— ({why})" if why else "—"),
                 "status": status,
             }
         )
@@ -217,6 +255,15 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, str]]:
         check(metric, f"≥ {minimum:g}× CCR", one, one >= minimum, ", ".join(parts))
 
     ratio_check("non-stream throughput, OpenAI translation, 1 KB", "nonstream-1k", 15)
+    versus_litellm = ratios.get("nonstream-1k", {}).get("ccr-fast/litellm", math.nan)
+    check(
+        "non-stream throughput, OpenAI translation, 1 KB, against LiteLLM",
+        "≥ 100× LiteLLM",
+        versus_litellm,
+        versus_litellm >= 100,
+        f"{_x(versus_litellm)} (one CPU each)",
+        why="LiteLLM not run: `--litellm`",
+    )
     ratio_check("stream throughput, 50 chunks", "stream-50", 10)
     ratio_check("Claude-Code-sized body (100 KB), stream", "claude-code-100k", 10)
     latency = summary["latency"].get("nonstream-1k", {}).get("ccr-fast", {}).get("added_latency_ms", {})
@@ -231,8 +278,25 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, str]]:
     memory = summary["memory"].get("ccr-fast-shared", summary["memory"].get("ccr-fast", {})).get("idle", {})
     worker = memory.get("max_worker_rss_mb", math.nan)
     check("RSS per idle worker", "≤ 60 MB", worker, worker <= 60, f"{worker:.0f} MB")
-    check("memory per 1k concurrent open streams", "≤ 20 MB", math.nan, None, "")
-    check("memory growth over a 30-minute soak", "~0 after warm-up", math.nan, None, "")
+    per_1k, per_1k_text = report_memory.open_streams_check(summary)
+    check(
+        "memory per 1k concurrent open streams",
+        f"≤ {report_memory.OPEN_STREAMS_TARGET_MB:g} MB",
+        per_1k,
+        per_1k <= report_memory.OPEN_STREAMS_TARGET_MB,
+        per_1k_text,
+        negative_is_noise=False,
+    )
+    growth, growth_text = report_memory.soak_check(results)
+    check(
+        "memory growth over a 30-minute soak",
+        "~0 after warm-up",
+        growth,
+        growth <= report_memory.SOAK_GROWTH_MB,
+        growth_text,
+        why="no soak in this run: `--soak-seconds`",
+        negative_is_noise=False,
+    )
     cold = summary["cold_start_s"].get("ccr-fast", math.nan)
     check("cold start to first served request", "≤ 0.5 s", cold, cold <= 0.5, f"{cold:.2f} s")
     for prefix, name, minimum in (
@@ -244,13 +308,17 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, str]]:
         low = min(speedups) if speedups else math.nan
         high = max(speedups, default=math.nan)
         text = f"{low:.1f}×" if low == high else f"{low:.1f}–{high:.1f}×"
-        check(f"Cython vs pure Python: {name}", f"≥ {minimum:g}×", low, low >= minimum, text)
-    check(
-        "cost of each feature when on (auth, rate limit, cache, metrics, tracing)",
-        "≤ 50 µs p99 each",
-        math.nan,
-        None,
-        "",
+        why = "no response cache yet" if name == "cache key" else ""
+        check(f"Cython vs pure Python: {name}", f"≥ {minimum:g}×", low, low >= minimum, text, why=why)
+    not_timed = (results.get("features") or {}).get("not_timed") or {}
+    feature_text, feature_status = report_overhead.feature_check_text(summary, not_timed)
+    checks.append(
+        {
+            "metric": "cost of each feature when on (auth, rate limit, cache, metrics, tracing)",
+            "target": f"≤ {report_overhead.FEATURE_P99_US:g} µs p99 each (+ Redis round trip)",
+            "measured": feature_text or "—",
+            "status": feature_status,
+        }
     )
     return checks
 
@@ -301,12 +369,13 @@ def _throughput_section(results: dict[str, Any], shared: bool) -> list[str]:
     summary = results["summary"]
     scenarios = results.get("scenarios", {})
     suffix = "@shared" if shared else ""
-    columns = [t + suffix for t in ("direct", "ccr-fast", "ccr-fast-asgi", "ccr")]
+    columns = [t + suffix for t in ("direct", "ccr-fast", "ccr-fast-asgi", "ccr", "litellm")]
     present = [c for c in columns if any(c in rows for rows in summary["throughput"].values())]
     if not any(t.startswith("ccr-fast") for t in present):
         return []
+    with_litellm = "litellm" + suffix in present
     header = ["scenario", *(_title(results, t) for t in present)]
-    header += ["ccr-fast / CCR", "ccr-fast / direct"]
+    header += ["ccr-fast / CCR", *(["ccr-fast / LiteLLM"] if with_litellm else []), "ccr-fast / direct"]
     rows = []
     for scenario, by_target in summary["throughput"].items():
         if not any(t in by_target for t in present if t.startswith("ccr-fast")):
@@ -320,11 +389,13 @@ def _throughput_section(results: dict[str, Any], shared: bool) -> list[str]:
             note = f" ({row['errors']} errors)" if row and row["errors"] else ""
             cells.append(_rps(row["rps"]) + note if row else "—")
         direct_ratio = ratios.get(direct_key, math.nan)
+        litellm_key = "ccr-fast@shared/litellm@shared" if shared else "ccr-fast/litellm"
         rows.append(
             [
                 scenarios.get(scenario, {}).get("title", scenario),
                 *cells,
                 _x(ratios.get(key, math.nan)),
+                *([_x(ratios.get(litellm_key, math.nan))] if with_litellm else []),
                 "—" if math.isnan(direct_ratio) else f"{direct_ratio:.0%}",
             ]
         )
@@ -397,6 +468,7 @@ _SERVER_TITLES = {
     "ccr-fast-asgi": "ccr-fast (ASGI, one CPU)",
     "ccr-fast-shared": "ccr-fast (RSGI, unpinned)",
     "ccr": "Claude Code Router",
+    "litellm": "LiteLLM (1 worker, one CPU)",
 }
 
 
@@ -516,10 +588,11 @@ _INTRO = """\
 # Benchmarks
 
 Generated by `python -m bench.run` from {source}, {finished}{quick}.
-Re-run with `make bench` (or `.venv/bin/python -m bench.run`); `--quick` takes about two minutes, the
-default run about ten. `python -m bench.report` regenerates this page from the newest results file.
+Re-run with `make bench` (or `.venv/bin/python -m bench.run`; add `--litellm` for LiteLLM); `--quick`
+takes two to three minutes, the default run about fifteen. `python -m bench.report` regenerates this page
+from the newest results file.
 
-ccr-fast, Claude Code Router (CCR, Node.js) and the mock upstream alone ("direct") are measured in one
+ccr-fast, {peers} and the mock upstream alone ("direct") are measured in one
 script run, on the same machine, with the same mocks and the same clients, interleaved round by round.
 The ratios from one run are the result; absolute numbers are context, since these machines are shared
 and noisy.
@@ -532,7 +605,7 @@ Every system on a CPU of its own: {layout}.{noise}
 
 _SHARED = """\
 The same with nothing pinned: every process may use all {cpus} CPUs, as on a user's machine (ccr-fast
-with {workers} workers, CCR as it starts):
+with {workers} workers, the peers as they start):
 """
 
 _LATENCY = """\
@@ -542,7 +615,7 @@ Open loop: {rate:g} req/s for {seconds:g} s, {rounds} round(s), the non-stream 1
 translation, sent by our asyncio client over keep-alive connections; latency runs from the request's
 write to the last byte of the response. "Added" is the system's percentile minus direct's (medians over
 rounds). Nothing is pinned here: at this load no process waits for a CPU, and pinning would add a
-cross-CPU wake-up to every hop.
+cross-CPU wake-up to every hop.{litellm}
 """
 
 _BACK_TO_BACK = """\
@@ -584,6 +657,14 @@ _METHOD = """\
   `ccr-fast --config … --workers N --interface rsgi|asgi start`; CCR as `ccr start` from
   `@musistudio/claude-code-router@{ccr_version}`, installed by the script into `.tools/ccr`. Both proxies
   read the same CCR-format config, with per-request logging off in both.
+- **LiteLLM** (with `--litellm` or `--systems …,litellm`; off by default because installing it takes a few
+  minutes): `litellm[proxy]=={litellm_version}` from PyPI, installed by the script into a virtualenv of its
+  own (`.tools/litellm`), started as `litellm --config …` (one uvicorn worker, as it starts) with
+  `LITELLM_MASTER_KEY` (the key the requests carry),
+  `LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES=True` (its `/v1/messages` goes to the mock's
+  chat-completions endpoint), its bundled price list (no download at start-up) and no access log. Its
+  config maps each scenario's model to the same mock. It gets the same throughput rounds; at light load
+  it is offered fewer requests per second (see above), and at most {litellm_streams} open streams.
 - **CPU layout.** Throughput: {layout}; wrk runs on the load generator's CPU. With one worker on one CPU
   the ratio compares cost per core; the unpinned table shows the whole machine. Latency, TTFT and gaps
   are measured at a light load with nothing pinned.
@@ -601,8 +682,16 @@ _METHOD = """\
   idle connection opens a new one; 20 unrecorded warm-up requests go first. Before any timing, every system
   answers one request per scenario and the answer is checked (status, reply text, number of chunks); a
   pair that fails is not timed.
-- **Not measured yet**: overhead from inside (a server-side histogram of total minus upstream time; ccr-fast
-  does not export one yet), memory per 1k open streams, a 30-minute soak, per-feature costs, LiteLLM.
+- **Overhead two ways.** From outside: latency through a proxy minus latency direct, same client. From
+  inside: ccr-fast's `ccr_overhead_us` histogram, scraped before and after each light-load run.
+- **Memory.** Per open stream: streams held open against a slow mock, memory read at several counts,
+  slope per 1,000. Soak: a steady mixed load for `--soak-seconds` (30 minutes: `--soak-seconds 1800`),
+  memory sampled every few seconds, growth fitted over the second half.
+- **Feature costs.** One ccr-fast instance per feature against one with every optional feature off,
+  interleaved, back to back on one connection plus the inside histogram.
+- **Not measured**: response caching and tracing (neither exists in ccr-fast yet), so neither their cost
+  nor the Cython cache key; metrics cannot be switched off, so their cost is part of every ccr-fast
+  number (the micro benchmarks time one `record`).
 """
 
 
@@ -619,7 +708,8 @@ def _machine_lines(results: dict[str, Any]) -> list[str]:
         f"granian {versions.get('granian')}, uvloop {versions.get('uvloop')}, "
         f"aiohttp {versions.get('aiohttp')}, orjson {versions.get('orjson')}",
         f"- Node.js {versions.get('node')}, "
-        f"Claude Code Router {versions.get('claude_code_router', 'not run')}; {versions.get('wrk')}",
+        f"Claude Code Router {versions.get('claude_code_router', 'not run')}; "
+        f"LiteLLM {versions.get('litellm') or 'not run'}; {versions.get('wrk')}",
         f"- git {git.get('commit')}{dirty}",
         f"- Command: `{results['command']}` ({results['duration_s']:.0f} s)",
     ]
@@ -646,8 +736,51 @@ def _noise(results: dict[str, Any]) -> str:
     )
 
 
-def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
-    """The whole of docs/benchmarks.md for one results document."""
+def _quick_note(results: dict[str, Any]) -> str:
+    options = results["options"]
+    if not options.get("quick"):
+        return ""
+    soak = "no soak" if not options.get("soak_seconds") else f"a {options['soak_seconds']:g} s soak"
+    return (
+        " (a `--quick` run: short and one round, indicative only; "
+        f"{options.get('open_streams', 0)} open streams instead of 1,000, {soak}, "
+        "feature costs in one short round, no micro benchmarks)"
+    )
+
+
+def _peers_text(results: dict[str, Any]) -> str:
+    systems = set(results.get("systems", {}))
+    peers = ["Claude Code Router (CCR, Node.js)"]
+    if "litellm" in systems:
+        peers.append("LiteLLM (Python)")
+    return ", ".join(peers)
+
+
+def _litellm_latency_note(results: dict[str, Any]) -> str:
+    options = results["options"]
+    if "litellm" not in results.get("systems", {}):
+        return ""
+    return (
+        f"\nLiteLLM is offered {options.get('litellm_rate', 0):g} req/s here and "
+        f"{options.get('litellm_stream_rate', 0):g} streams/s in the TTFT runs: it serves a few dozen "
+        "requests a second on one CPU, so at the others' rate its queue would grow for the whole run."
+    )
+
+
+def _plot_line(plots: Mapping[str, str], name: str, alt: str) -> list[str]:
+    return ["", f"![{alt}](img/{plots[name]})", ""] if name in plots else []
+
+
+def render_docs(
+    results: dict[str, Any],
+    results_path: Path,
+    notes: str,
+    plots: Mapping[str, str] | None = None,
+    plots_note: str = "",
+) -> str:
+    """The whole of docs/benchmarks.md for one results document; ``plots`` names the figures drawn (see
+    :func:`bench.plots.write_plots`), ``plots_note`` says why there are none."""
+    plots = plots or {}
     options = results["options"]
     layouts = results["layouts"]
     layout = layouts.get("split", layouts["shared"])["description"]
@@ -656,12 +789,12 @@ def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
         source = f"[`{relative}`](../{relative})"
     else:
         source = f"`{results_path}`"
-    quick = " (a `--quick` run: short and one round, indicative only)" if options.get("quick") else ""
     lines = [
         _INTRO.format(
             source=source,
             finished=results["finished_at"],
-            quick=quick,
+            quick=_quick_note(results),
+            peers=_peers_text(results),
             connections=options["connections"],
             rounds=options["rounds"],
             duration=options["duration"],
@@ -669,8 +802,11 @@ def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
             noise=_noise(results),
         ),
         *_throughput_section(results, shared=False),
+        *_plot_line(plots, "throughput", "Throughput per system and scenario"),
         "",
     ]
+    if plots_note:
+        lines += [plots_note, ""]
     shared_table = _throughput_section(results, shared=True)
     if shared_table:
         lines += [
@@ -689,12 +825,20 @@ def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
             "",
         ]
     open_loop = {"seconds": options["latency_duration"], "rounds": options["latency_rounds"]}
-    lines += [_LATENCY.format(rate=options["rate"], **open_loop), *_latency_section(results, "latency"), ""]
+    latency_intro = _LATENCY.format(rate=options["rate"], litellm=_litellm_latency_note(results), **open_loop)
+    lines += [latency_intro, *_latency_section(results, "latency")]
+    lines += [*_plot_line(plots, "latency_cdf", "Latency distribution at light load"), ""]
     if results["summary"]["latency_back_to_back"]:
         lines += [_BACK_TO_BACK.format(seconds=options["duration"] / 2)]
         lines += [*_latency_section(results, "latency_back_to_back"), ""]
+    inside = report_overhead.inside_section(results, "nonstream-1k")
+    if inside:
+        lines += [*inside, ""]
     lines += [_STREAM.format(rate=options["stream_rate"], **open_loop), *_stream_section(results), ""]
     lines += [_MEMORY, *_memory_section(results), ""]
+    lines += report_memory.open_streams_section(results, plots.get("open_streams"))
+    lines += report_memory.soak_section(results, plots.get("soak"))
+    lines += report_overhead.features_section(results)
     lines += [_MICRO, *_micro_section(results), ""]
     ccr_version = results.get("versions", {}).get("claude_code_router") or "2.0.0"
     quiet_wait = options.get("quiet_wait") or 0
@@ -704,7 +848,13 @@ def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
         if quiet_wait
         else "This run did not wait for quiet moments."
     )
-    method = _METHOD.format(ccr_version=ccr_version, layout=layout, quiet_gate=quiet_gate)
+    method = _METHOD.format(
+        ccr_version=ccr_version,
+        layout=layout,
+        quiet_gate=quiet_gate,
+        litellm_version=results.get("versions", {}).get("litellm") or LITELLM_VERSION,
+        litellm_streams=(results.get("open_streams") or {}).get("litellm_streams", "?"),
+    )
     lines += [method, *_machine_lines(results)]
     lines += _skipped_lines(results)
     lines += ["", "## Profiling notes", ""]
@@ -719,10 +869,24 @@ def render_docs(results: dict[str, Any], results_path: Path, notes: str) -> str:
     return "\n".join(lines)
 
 
+def draw_plots(results: dict[str, Any], image_dir: Path) -> tuple[dict[str, str], str]:
+    """The figures for the page (written to ``image_dir``), or none and a sentence saying why."""
+    try:
+        from bench.plots import write_plots
+
+        return write_plots(results, image_dir), ""
+    except ImportError:
+        return {}, "Plots skipped: matplotlib is not installed (`pip install -e '.[bench]'`)."
+    except Exception as exc:  # a figure must not cost the page of a long run
+        return {}, f"Plots skipped: drawing them failed ({type(exc).__name__}: {exc})."
+
+
 def write_docs(results: dict[str, Any], results_path: Path, docs_path: Path = DOCS_PATH) -> None:
+    """Write the page, and its figures to ``img/`` next to it."""
     notes = _existing_notes(docs_path)
     docs_path.parent.mkdir(parents=True, exist_ok=True)
-    docs_path.write_text(render_docs(results, results_path, notes))
+    plots, plots_note = draw_plots(results, docs_path.parent / "img")
+    docs_path.write_text(render_docs(results, results_path, notes, plots, plots_note))
 
 
 def main(argv: list[str] | None = None) -> int:

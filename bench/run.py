@@ -1,10 +1,13 @@
-"""``python -m bench.run``: ccr-fast against direct-to-mock and Claude Code Router, in one script run.
+"""``python -m bench.run``: ccr-fast against direct-to-mock, Claude Code Router and LiteLLM, in one run.
 
-The run installs what it needs (wrk, Claude Code Router), starts three mock upstreams, ccr-fast (RSGI and ASGI
-on their own CPU, and RSGI with ``--workers`` on the whole machine) and CCR, then measures, interleaved per
-scenario and repeated for ``--rounds`` rounds: closed-loop throughput (wrk), open-loop latency at a light
-load (plus the same request back to back), TTFT and per-chunk delay, memory and cold start. It finishes
-with the micro benchmarks, writes ``bench/results/<timestamp>.json`` and regenerates ``docs/benchmarks.md``.
+The run installs what it needs (wrk, Claude Code Router, with ``--litellm`` LiteLLM, matplotlib for the
+plots), starts the mock upstreams, ccr-fast (RSGI and ASGI on their own CPU, and RSGI with ``--workers`` on
+the whole machine), CCR and LiteLLM, then measures, interleaved per scenario and repeated for ``--rounds``
+rounds: closed-loop throughput (wrk), open-loop latency at a light load (plus the same request back to
+back, and ccr-fast's own overhead histogram), TTFT and per-chunk delay, memory idle and after load, memory
+per open stream, memory over a soak, the cost of each ccr-fast feature, and cold start. It finishes with
+the micro benchmarks, writes ``bench/results/<timestamp>.json`` and regenerates ``docs/benchmarks.md``
+(with its figures in ``docs/img/``).
 
 Interleaving (direct, ccr-fast, ..., CCR, then again) spreads the noise of a shared machine over every
 system instead of handing one system a quiet minute and another a busy one; medians over rounds are
@@ -31,10 +34,11 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench import peers, report
+from bench import litellm_peer, peers, phases, report
 from bench.loadgen import back_to_back, fetch_once, open_loop, summarize_run
 from bench.peers import REPO, Server, log
 from bench.scenarios import (
+    DEFAULT_POOL_SIZE,
     LATENCY_SCENARIO,
     MOCK_PROFILES,
     MOCK_TEXT,
@@ -50,6 +54,7 @@ from bench.scenarios import (
     direct_request,
     gateway_config,
     layouts,
+    proxy_routes,
     run_wrk,
     wrk_script,
 )
@@ -57,7 +62,9 @@ from ccr_fast.mock import run_in_thread
 
 RESULTS_DIR = REPO / "bench" / "results"
 DOCS_PATH = REPO / "docs" / "benchmarks.md"
-SYSTEMS = ("direct", "ccr-fast", "ccr")
+SYSTEMS = ("direct", "ccr-fast", "ccr", "litellm")
+#: LiteLLM is measured only when asked for: installing it takes minutes, and it is slow to measure
+DEFAULT_SYSTEMS = ("direct", "ccr-fast", "ccr")
 #: a run starts once other processes used at most this share of the machine over one window
 QUIET_SHARE = 0.10
 QUIET_WINDOW_S = 0.5
@@ -70,8 +77,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="short runs, one round, no micro benchmarks (~2 min)"
     )
     parser.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of: " + ", ".join(SYSTEMS)
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"comma-separated subset of: {', '.join(SYSTEMS)} (default {','.join(DEFAULT_SYSTEMS)})",
     )
+    parser.add_argument(
+        "--litellm",
+        action="store_true",
+        help="also measure LiteLLM (installed into .tools/litellm from PyPI on first use)",
+    )
+    parser.add_argument(
+        "--litellm-rate", type=float, default=5.0, help="LiteLLM's open-loop rate for latency (default 5)"
+    )
+    parser.add_argument(
+        "--litellm-stream-rate", type=float, default=2.0, help="LiteLLM's rate for TTFT/chunks (default 2)"
+    )
+    parser.add_argument(
+        "--open-streams",
+        type=int,
+        help=f"streams held open at once per system for memory (default 1000; quick 200; at most "
+        f"{phases.MAX_OPEN_STREAMS}; 0 skips)",
+    )
+    parser.add_argument(
+        "--open-stream-steps", type=int, help="memory samples while opening them (default 5; quick 2)"
+    )
+    parser.add_argument(
+        "--litellm-open-streams",
+        type=int,
+        default=200,
+        help="at most this many open streams through LiteLLM (default 200)",
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        help="steady mixed load for memory growth, seconds (default 180; quick 0: skipped; 1800: 30 min)",
+    )
+    parser.add_argument("--soak-rate", type=float, default=50.0, help="soak rate per system (default 50)")
+    parser.add_argument(
+        "--soak-interval", type=float, default=5.0, help="seconds between soak memory samples (default 5)"
+    )
+    parser.add_argument(
+        "--feature-rounds", type=int, help="rounds of the per-feature cost runs (default 5; quick 1; 0 skips)"
+    )
+    parser.add_argument("--feature-duration", type=float, help="seconds per feature run (default 2; quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per throughput run (default 4; quick 2)")
     parser.add_argument(
         "--rounds", type=int, help="interleaved rounds of throughput runs (default 3; quick 1)"
@@ -114,16 +162,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "latency_rounds": (2, 1),
         "cold_starts": (3, 1),
         "quiet_wait": (2.0, 1.0),
+        "open_streams": (1000, 200),
+        "open_stream_steps": (5, 2),
+        "soak_seconds": (180.0, 0.0),
+        "feature_rounds": (5, 1),
+        "feature_duration": (2.0, 1.0),
     }
     for name, (full, short) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, short if quick else full)
     args.micro = not (args.no_micro or quick)
     chosen = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if args.litellm and "litellm" not in chosen:
+        chosen.append("litellm")
     unknown = sorted(set(chosen) - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
     args.systems = chosen
+    if not 0 <= args.open_streams <= phases.MAX_OPEN_STREAMS:
+        parser.error(f"--open-streams must be between 0 and {phases.MAX_OPEN_STREAMS}")
+    if args.soak_seconds > 0 and (args.soak_rate <= 0 or args.soak_interval <= 0):
+        parser.error("--soak-rate and --soak-interval must be positive")
     return args
 
 
@@ -142,7 +201,14 @@ class Bench:
         self.shared_targets: list[Target] = []
         self.wrk: WrkOptions | None = None
         self.ccr_cli: Path | None = None
+        self.litellm_bin: Path | None = None
         self.config: dict[str, Any] = {}
+        self.litellm_config: dict[str, Any] = {}
+        #: servers outside ``servers`` (feature variants, Redis): metered as ours, stopped with the stack
+        self.others: list[Server] = []
+        #: ccr-fast's UPSTREAM_POOL_SIZE: room for the streams the memory phase holds open
+        self.pool_size = max(DEFAULT_POOL_SIZE, args.open_streams + 64)
+        self.nofile = 0
         self.results: dict[str, Any] = {
             "schema": 1,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -172,6 +238,7 @@ class Bench:
             "stream": {},
             "memory": {},
             "cold_start": {},
+            "inside_overhead": {},
         }
 
     # ------------------------------------------------------------------ set-up
@@ -183,7 +250,17 @@ class Bench:
             self.ccr_cli = peers.ensure_ccr()
             if self.ccr_cli is None:
                 self.results["skipped"]["ccr"] = "Node.js/npm missing or the npm install failed"
+        if "litellm" in self.args.systems:
+            self.litellm_bin = litellm_peer.ensure_litellm()
+            if self.litellm_bin is None:
+                self.results["skipped"]["litellm"] = (
+                    f"litellm[proxy]=={litellm_peer.LITELLM_VERSION} could not be installed from PyPI"
+                )
+        if not self.args.no_docs:
+            peers.ensure_plotting()
         self.results["versions"] = peers.versions(self.ccr_cli)
+        if self.litellm_bin is not None:
+            self.results["versions"]["litellm"] = litellm_peer.installed_version()
         if any("pure" in mode for mode in self.results["versions"]["extensions"].values()):
             log(
                 "warning: some hot paths run as pure Python (build them: python setup.py build_ext --inplace)"
@@ -195,11 +272,13 @@ class Bench:
             self.stack.callback(server.stop)
             self.mocks[name] = server
 
-    def _start(self, key: str, start: Callable[[], Server]) -> Server | None:
+    def _start(
+        self, key: str, start: Callable[[], Server], *, path: str = "/health", timeout: float = 30.0
+    ) -> Server | None:
         try:
             server = start()
             self.stack.callback(server.stop)
-            peers.wait_ready(server)
+            peers.wait_ready(server, path, timeout)
         except (RuntimeError, TimeoutError, OSError) as exc:
             log(f"{key} did not start; it is skipped: {exc}")
             self.results["skipped"][key] = f"did not start: {exc}"
@@ -207,8 +286,18 @@ class Bench:
         self.servers[key] = server
         return server
 
+    def start_extra(self, key: str, start: Callable[[], Server]) -> Server | None:
+        """A server for one phase only (not in the memory table, not stopped with the systems)."""
+        server = self._start(key, start)
+        if server is not None:
+            del self.servers[key]
+            self.others.append(server)
+        return server
+
     def start_systems(self, capture_port: int) -> None:
-        self.config = gateway_config({name: m.port for name, m in self.mocks.items()}, capture_port)
+        mock_ports = {name: m.port for name, m in self.mocks.items()}
+        self.config = gateway_config(mock_ports, capture_port, pool_size=self.pool_size)
+        self.litellm_config = litellm_peer.litellm_config(proxy_routes(mock_ports))
         sut = set(self.main_layout.sut)
         one_core_workers = len(sut)
         main = self.main_layout
@@ -245,9 +334,21 @@ class Bench:
             if ccr is not None:
                 version = self.results["versions"].get("claude_code_router", "")
                 targets.append(("ccr", f"Claude Code Router {version}", "ccr", ccr))
+        litellm = None
+        if self.litellm_bin is not None:
+            log("starting LiteLLM (it takes about ten seconds)")
+            litellm = self._start(
+                "litellm",
+                lambda: litellm_peer.start_litellm("litellm", self.litellm_config, self.workdir, cpus=sut),
+                path=litellm_peer.READY_PATH,
+                timeout=litellm_peer.START_TIMEOUT_S,
+            )
+            if litellm is not None:
+                version = self.results["versions"].get("litellm", "")
+                targets.append(("litellm", f"LiteLLM {version}", "litellm", litellm))
         self.targets = [Target(k, t, kind, main, s) for k, t, kind, s in targets if kind in self.args.systems]
         if "shared" in self.layouts and main.name != "shared" and not self.args.quick:
-            self._start_shared(ccr)
+            self._start_shared(ccr, litellm)
         for target in [*self.targets, *self.shared_targets]:
             self.results["systems"][target.key] = {
                 "title": target.title,
@@ -256,7 +357,7 @@ class Bench:
                 "server": target.server.name if target.server else None,
             }
 
-    def _start_shared(self, ccr: Server | None) -> None:
+    def _start_shared(self, ccr: Server | None, litellm: Server | None) -> None:
         shared = self.layouts["shared"]
         workers = self.args.workers
         found: list[Target] = []
@@ -282,6 +383,9 @@ class Bench:
         if ccr is not None:
             version = self.results["versions"].get("claude_code_router", "")
             found.append(Target("ccr@shared", f"Claude Code Router {version}, unpinned", "ccr", shared, ccr))
+        if litellm is not None:
+            version = self.results["versions"].get("litellm", "")
+            found.append(Target("litellm@shared", f"LiteLLM {version}, unpinned", "litellm", shared, litellm))
         self.shared_targets = found
 
     def capture_upstream_requests(self, capture: Any) -> dict[str, dict[str, Any]]:
@@ -332,14 +436,14 @@ class Bench:
 
     # ------------------------------------------------------------------ phases
 
-    def _all_mocks(self) -> list[Server]:
+    def all_mocks(self) -> list[Server]:
         return list(self.mocks.values())
 
     def _meter(self) -> peers.ForeignCpu:
-        servers = [*self.servers.values(), *self.mocks.values()]
+        servers = [*self.servers.values(), *self.mocks.values(), *self.others]
         return peers.ForeignCpu(lambda: [s.proc.pid for s in servers])
 
-    def _quiet_start(self) -> tuple[peers.ForeignCpu, float]:
+    def quiet_start(self) -> tuple[peers.ForeignCpu, float]:
         """Wait (at most ``--quiet-wait`` seconds) for a moment when other processes leave the machine
         nearly idle, then start metering; every system gets the same gate. Returns the meter and the wait.
 
@@ -368,13 +472,13 @@ class Bench:
                 for t in active
             }
             for target in active:  # warm-up: connection pools, caches, V8's JIT
-                target.apply_layout(self._all_mocks())
+                target.apply_layout(self.all_mocks())
                 run_wrk(self.wrk, scripts[target.key], target.requests[key], 1, target.layout.loadgen)
             for round_index in range(args.rounds):
                 for target in active:
-                    target.apply_layout(self._all_mocks())
+                    target.apply_layout(self.all_mocks())
                     log(f"throughput [{layout_name}] {key} {round_index + 1}/{args.rounds}: {target.key}")
-                    meter, waited = self._quiet_start()
+                    meter, waited = self.quiet_start()
                     try:
                         result = run_wrk(
                             self.wrk,
@@ -389,13 +493,20 @@ class Bench:
                     self.results["throughput"].setdefault(key, {}).setdefault(target.key, []).append(result)
 
     def open_loop_phase(
-        self, section: str, scenario: Scenario, rate: float, back_to_back_s: float = 0
+        self,
+        section: str,
+        scenario: Scenario,
+        rate: float,
+        back_to_back_s: float = 0,
+        *,
+        litellm_rate: float | None = None,
     ) -> None:
-        """Open-loop runs at ``rate``, interleaved across systems, with nothing pinned.
+        """Open-loop runs at ``rate`` (LiteLLM: ``litellm_rate``), interleaved across systems, nothing pinned.
 
         At a light load nothing competes for a CPU, so there is nothing to isolate; pinning would only add
         a cross-CPU wake-up to every hop of a proxied request. With ``back_to_back_s``, each open-loop run
-        is followed by one of requests sent back to back on one connection (see ``loadgen.back_to_back``).
+        is followed by one of requests sent back to back on one connection (see ``loadgen.back_to_back``),
+        and ccr-fast's own overhead histogram is scraped around both (``inside_overhead``).
         """
         args = self.args
         layout = self.layouts["shared"]
@@ -404,20 +515,37 @@ class Bench:
                 request = target.requests.get(scenario.key)
                 if request is None:
                     continue
-                target.apply_layout(self._all_mocks(), layout)
+                target_rate = min(rate, litellm_rate) if target.kind == "litellm" and litellm_rate else rate
+                inside = back_to_back_s and target.kind == "ccr-fast" and target.server is not None
+                target.apply_layout(self.all_mocks(), layout)
                 log(f"{section} {scenario.key} {round_index + 1}/{args.latency_rounds}: {target.key}")
-                meter, waited = self._quiet_start()
+                port = target.server.port if target.server is not None else 0
+                scrapes = [phases.overhead(port)] if inside else []
+                meter, waited = self.quiet_start()
                 run = uvloop.run(
-                    open_loop(request, rate=rate, duration=args.latency_duration, stream=scenario.stream)
+                    open_loop(
+                        request, rate=target_rate, duration=args.latency_duration, stream=scenario.stream
+                    )
                 )
                 result = {**summarize_run(run), "foreign_cpu": meter.share(), "waited_s": waited}
                 self.results[section].setdefault(scenario.key, {}).setdefault(target.key, []).append(result)
                 if back_to_back_s:
-                    meter, waited = self._quiet_start()
+                    if inside:
+                        scrapes.append(phases.overhead(port))
+                    meter, waited = self.quiet_start()
                     run = uvloop.run(back_to_back(request, duration=back_to_back_s, stream=scenario.stream))
                     result = {**summarize_run(run), "foreign_cpu": meter.share(), "waited_s": waited}
                     section_b2b = self.results[f"{section}_back_to_back"]
                     section_b2b.setdefault(scenario.key, {}).setdefault(target.key, []).append(result)
+                if inside:
+                    scrapes.append(phases.overhead(port))
+                    by_target = self.results["inside_overhead"].setdefault(scenario.key, {})
+                    by_target.setdefault(target.key, []).append(
+                        {
+                            "open_loop": phases.difference(scrapes[1], scrapes[0]),
+                            "back_to_back": phases.difference(scrapes[2], scrapes[1]),
+                        }
+                    )
 
     def profile(self) -> None:
         """py-spy on the one-core ccr-fast worker under the 1 KB and the streaming load (not timed)."""
@@ -430,7 +558,7 @@ class Bench:
             request = target.requests.get(key)
             if request is None:
                 continue
-            target.apply_layout(self._all_mocks())
+            target.apply_layout(self.all_mocks())
             script = wrk_script(request, self.workdir, f"profile-{key}")
             load = functools.partial(
                 run_wrk, self.wrk, script, request, self.args.duration, target.layout.loadgen
@@ -441,6 +569,10 @@ class Bench:
 
     def stop_systems(self) -> None:
         peers.stop_all(self.servers.values())
+
+    def stop_peers(self) -> None:
+        """Stop CCR and LiteLLM (every system that is not ccr-fast)."""
+        peers.stop_all(s for key, s in self.servers.items() if not key.startswith("ccr-fast"))
 
     def cold_starts(self) -> None:
         """Fresh instances, nothing pinned, timed from spawn to the first request served end to end."""
@@ -454,15 +586,22 @@ class Bench:
             )
         if self.ccr_cli is not None and "ccr" in self.args.systems:
             starters["ccr"] = lambda name: peers.start_ccr(name, self.config, self.workdir, cpus=None)
+        if self.litellm_bin is not None and "litellm" in self.args.systems:
+            starters["litellm"] = lambda name: litellm_peer.start_litellm(
+                name, self.litellm_config, self.workdir, cpus=None
+            )
         os.sched_setaffinity(0, self.layouts["shared"].loadgen)
         for mock in self.mocks.values():
             peers.pin(mock.pids(), set(self.layouts["shared"].mock))
         for attempt in range(self.args.cold_starts):
             for system, start in starters.items():
+                if system == "litellm" and attempt > 0:
+                    continue  # about ten seconds each: once is enough to place it
                 name = f"cold-{system}-{attempt}"
+                timeout = litellm_peer.START_TIMEOUT_S if system == "litellm" else 30.0
                 try:
                     server, seconds = peers.time_to_first_request(
-                        functools.partial(start, name), "/v1/messages", body, headers
+                        functools.partial(start, name), "/v1/messages", body, headers, timeout
                     )
                 except (RuntimeError, TimeoutError) as exc:
                     log(f"cold start of {system} failed: {exc}")
@@ -526,8 +665,15 @@ def _capture_mock() -> Iterator[Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
+    # every held stream needs descriptors in the client, the proxy and the mock, which inherit this limit
+    nofile = phases.raise_file_limit(args.open_streams)
+    allowed = phases.streams_within(nofile, args.open_streams)
+    if allowed < args.open_streams:
+        log(f"the open-file limit ({nofile}) allows {allowed} open streams, not {args.open_streams}")
+        args.open_streams = allowed
     with tempfile.TemporaryDirectory(prefix="ccr-fast-bench-") as tmp, contextlib.ExitStack() as stack:
         bench = Bench(args, Path(tmp), stack)
+        bench.nofile = nofile
         layout: Layout = bench.main_layout
         log(f"CPU layout: {layout.describe()}")
         os.sched_setaffinity(0, layout.loadgen)
@@ -545,11 +691,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if bench.shared_targets:
             bench.throughput(bench.shared_targets, SHARED_THROUGHPUT_SCENARIOS, "shared")
         bench.open_loop_phase(
-            "latency", SCENARIOS[LATENCY_SCENARIO], args.rate, back_to_back_s=args.duration / 2
+            "latency",
+            SCENARIOS[LATENCY_SCENARIO],
+            args.rate,
+            back_to_back_s=args.duration / 2,
+            litellm_rate=args.litellm_rate,
         )
-        bench.open_loop_phase("stream", SCENARIOS[STREAM_SCENARIO], args.stream_rate)
+        bench.open_loop_phase(
+            "stream", SCENARIOS[STREAM_SCENARIO], args.stream_rate, litellm_rate=args.litellm_stream_rate
+        )
         time.sleep(1)
         bench.record_memory("after_load")
+        phases.run_soak(bench)
+        phases.open_streams(bench)
+        # the peers are done; stopping them also ends any stream they kept open upstream after their
+        # client left, which would otherwise run on through the feature timings
+        bench.stop_peers()
+        phases.feature_costs(bench)
         if args.profile:
             bench.profile()
         log("stopping the systems; timing cold starts")

@@ -4,7 +4,9 @@ Three mock upstreams serve every scenario, each with its own timing profile:
 
 * ``fast``: zero latency, 10 chunks per stream: the CPU cost of a request through the system under test;
 * ``stream50``: zero latency, 50 chunks: the cost of streaming;
-* ``paced``: 50 ms before the first chunk, then 10 ms between 50 chunks: TTFT and per-chunk delay.
+* ``paced``: 50 ms before the first chunk, then 10 ms between 50 chunks: TTFT and per-chunk delay;
+* ``hold``: 100 ms before the first chunk, then one chunk a second for 100 chunks: streams that stay open
+  for about 100 s, for the memory a system needs per open stream (``HOLD_SCENARIO``, not timed).
 
 Proxies (ccr-fast and Claude Code Router) get one config naming a provider per mock and select it with
 CCR's ``provider,model`` form, except the 1 KB and Claude-Code-sized scenarios, which go through the router's
@@ -38,6 +40,7 @@ MOCK_PROFILES: dict[str, MockProfile] = {
     "fast": MockProfile("fast", chunks=10),
     "stream50": MockProfile("stream50", chunks=50),
     "paced": MockProfile("paced", chunks=50, ttft_ms=50.0, chunk_delay_ms=10.0),
+    "hold": MockProfile("hold", chunks=100, ttft_ms=100.0, chunk_delay_ms=1000.0),
 }
 
 UPSTREAM_MODEL = "gpt-test"
@@ -61,6 +64,8 @@ class Scenario:
     body: Callable[[str], dict[str, Any]]
     #: content events a correct streamed response carries
     chunks: int = 0
+    #: the provider speaks Anthropic Messages (pass-through) rather than OpenAI Chat Completions
+    anthropic_upstream: bool = False
 
     def proxy_request(self, port: int, model: str | None = None) -> HttpRequest:
         """The request a proxy on ``port`` receives (with another ``model``: routed elsewhere)."""
@@ -96,6 +101,7 @@ SCENARIOS: dict[str, Scenario] = {
             capture_model=f"capture-anth,{UPSTREAM_ANTHROPIC_MODEL}",
             stream=False,
             body=_small(False),
+            anthropic_upstream=True,
         ),
         Scenario(
             key="stream-50",
@@ -130,6 +136,19 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
+#: streams held open for the memory-per-open-stream phase; not in ``SCENARIOS`` (a stream lasts ~100 s, so
+#: it is neither captured nor smoke-checked to the end: the phase counts streams that delivered content)
+HOLD_SCENARIO = Scenario(
+    key="held-stream",
+    title="stream held open: TTFT 100 ms, then one chunk a second for 100 chunks",
+    mock="hold",
+    model=f"hold,{UPSTREAM_MODEL}",
+    capture_model=f"capture,{UPSTREAM_MODEL}",
+    stream=True,
+    body=_small(True),
+    chunks=100,
+)
+
 THROUGHPUT_SCENARIOS = ("nonstream-1k", "passthrough-1k", "stream-50", "claude-code-100k")
 #: the scenarios repeated with nothing pinned (the whole machine for every process)
 SHARED_THROUGHPUT_SCENARIOS = ("nonstream-1k", "stream-50")
@@ -137,11 +156,18 @@ LATENCY_SCENARIO = "nonstream-1k"
 STREAM_SCENARIO = "paced-stream"
 
 
-def gateway_config(mock_ports: dict[str, int], capture_port: int) -> dict[str, Any]:
+#: ccr-fast's default ``UPSTREAM_POOL_SIZE``: connections open at once per provider
+DEFAULT_POOL_SIZE = 256
+
+
+def gateway_config(
+    mock_ports: dict[str, int], capture_port: int, *, pool_size: int = DEFAULT_POOL_SIZE
+) -> dict[str, Any]:
     """The one CCR-format config every proxy runs with: a provider per mock, plus the capturing mock.
 
     Request logging is off in both proxies (neither writes a log line per request), so the comparison is
-    of the request path alone.
+    of the request path alone. ``pool_size`` is ccr-fast's ``UPSTREAM_POOL_SIZE`` (connections open at
+    once per provider; CCR has no such limit): it must exceed the streams the memory phase holds open.
     """
 
     def oai(name: str, port: int) -> dict[str, Any]:
@@ -164,13 +190,16 @@ def gateway_config(mock_ports: dict[str, int], capture_port: int) -> dict[str, A
     providers = [oai(name, port) for name, port in mock_ports.items()]
     providers += [anthropic("fast-anth", mock_ports["fast"]), oai("capture", capture_port)]
     providers.append(anthropic("capture-anth", capture_port))
-    return {
+    config: dict[str, Any] = {
         "LOG": False,
         "LOG_LEVEL": "warn",
         "API_TIMEOUT_MS": 60000,
         "Providers": providers,
         "Router": {"default": f"fast,{UPSTREAM_MODEL}"},
     }
+    if pool_size != DEFAULT_POOL_SIZE:
+        config["UPSTREAM_POOL_SIZE"] = pool_size
+    return config
 
 
 #: request headers a proxy adds or a connection needs, not part of what "direct" should replay
@@ -363,3 +392,15 @@ def check_response(scenario: Scenario, status: int, body: bytes, content_events:
     if text != MOCK_TEXT:
         problems.append(f"unexpected reply text {text[:80]!r}")
     return problems
+
+
+def proxy_routes(mock_ports: dict[str, int]) -> list[tuple[str, int, str, bool]]:
+    """``(model, mock port, upstream model, Anthropic upstream)`` for every scenario a proxy receives:
+    what a proxy that maps plain model names (LiteLLM) needs to send each scenario where ccr-fast does."""
+    routes = []
+    for scenario in (*SCENARIOS.values(), HOLD_SCENARIO):
+        if scenario.mock not in mock_ports:
+            continue
+        upstream = UPSTREAM_ANTHROPIC_MODEL if scenario.anthropic_upstream else UPSTREAM_MODEL
+        routes.append((scenario.model, mock_ports[scenario.mock], upstream, scenario.anthropic_upstream))
+    return routes

@@ -100,7 +100,7 @@ def _resolve(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _effective_host_port(config, args: argparse.Namespace) -> tuple[str, int]:  # type: ignore[no-untyped-def]
     host = args.host or config.host
     port = args.port or config.port
-    if not config.apikey and host not in LOOPBACK:
+    if not config.client_keys and host not in LOOPBACK:
         _eprint(
             f"ccr-fast: warning: HOST {host} ignored: without APIKEY the server listens on 127.0.0.1 only"
         )
@@ -298,7 +298,7 @@ def _env_for_running(args: argparse.Namespace) -> dict[str, str]:
     from ccr_fast.config import load_config
 
     config, _ = _resolve(args)
-    apikey = config.apikey if config else None
+    apikey = config.client_keys[0].key if config and config.client_keys else None
     timeout = config.api_timeout_ms if config else 600000
     st = _read_state()
     if st:

@@ -245,3 +245,26 @@ def test_the_worker_taking_a_dead_workers_slot_drops_its_waiters(
     procs.run(_take_over, [(state.segment.name, impl, results)])
     assert results.get() == dead_slot
     assert mine.value == 1
+
+
+async def test_an_attempt_may_be_a_coroutine_and_every_entry_is_counted(
+    queue: WaitQueue, clock: FakeClock
+) -> None:
+    """Limits in Redis answer asynchronously: the head awaits its attempt, then sleeps as told."""
+    gate = Gate(clock, first=2.0)
+    asked: list[int] = []
+
+    async def remote(now: int) -> int:
+        asked.append(now)
+        await asyncio.sleep(0)  # a round trip
+        return gate.attempt(clock.now_ns())
+
+    tasks = [asyncio.ensure_future(queue.wait("p", 1, 60.0, remote)) for _ in range(2)]
+    await settle()
+    assert queue.depth == 2 and queue.entered == 2
+    await clock.advance(2.0)
+    assert tasks[0].done() and tasks[0].result() == 2.0 and not tasks[1].done()
+    await clock.advance(1.0)
+    assert tasks[1].done() and tasks[1].result() == 3.0
+    assert asked == [START_NS, START_NS + 2 * SECOND, START_NS + 2 * SECOND, START_NS + 3 * SECOND]
+    assert queue.depth == 0 and queue.entered == 2

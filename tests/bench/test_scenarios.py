@@ -23,6 +23,7 @@ from bench.scenarios import (
     wrk_script,
 )
 
+from ccr_fast.config import config_from_dict
 from ccr_fast.mock import MockProvider
 
 WRK_OUTPUT = """\
@@ -155,3 +156,12 @@ def test_one_second_of_wrk_against_the_mock(mock: MockProvider, tmp_path: Path) 
     )
     assert result["rps"] > 100
     assert result["errors"] == 0
+
+
+def test_pool_size_for_held_streams() -> None:
+    ports = {"fast": 1001, "stream50": 1002, "paced": 1003, "hold": 1005}
+    assert "UPSTREAM_POOL_SIZE" not in gateway_config(ports, 1004)  # ccr-fast's default stands
+    config = gateway_config(ports, 1004, pool_size=1064)
+    assert config_from_dict(config).upstream_pool_size == 1064
+    hold = {p["name"]: p for p in config["Providers"]}["hold"]
+    assert hold["api_base_url"] == "http://127.0.0.1:1005/v1/chat/completions"

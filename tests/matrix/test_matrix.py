@@ -3,11 +3,11 @@
 One ccr-fast server (a real Granian process) and one mock provider serve the whole module.  The config has
 one provider per family, all pointing at the mock, which answers in that family's dialect: OpenAI-compatible
 (with each quirk set real servers show), DeepSeek, OpenRouter and Groq through their transformers, Anthropic
-pass-through, and Gemini's native API.  Each cell scripts the mock with the conversation's intended answer,
-sends the conversation through the official ``anthropic`` SDK (``/v1/messages``) or ``openai`` SDK
-(``/v1/chat/completions``), streamed or not, and asserts that what the SDK assembles is the intended answer
-(content, stop reason, usage) or the intended error, and that the provider received the conversation in
-its own shape.
+pass-through, Gemini's native API and OpenAI's Responses API.  Each cell scripts the mock with the
+conversation's intended answer, sends the conversation through the official ``anthropic`` SDK
+(``/v1/messages``) or ``openai`` SDK (``/v1/chat/completions``), streamed or not, and asserts that what the
+SDK assembles is the intended answer (content, stop reason, usage) or the intended error, and that the
+provider received the conversation in its own shape.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from ccr_fast.mock import MockProvider
 from ccr_fast.mock.dialects import THINKING_SIGNATURE
+from ccr_fast.mock.responses_api import encrypted_reasoning
+from ccr_fast.protocol.openai_responses_response import SIGNATURE_PREFIX
 from tests.matrix.fixtures import CONVERSATIONS, Conversation
 from tests.servers import RunningServer, run_ccr_fast
 
@@ -46,7 +48,7 @@ class Family:
     name: str
     provider: str
     model: str
-    #: the API the provider speaks: "openai", "anthropic" or "gemini"
+    #: the API the provider speaks: "openai", "openai-responses", "anthropic" or "gemini"
     endpoint: str
     quirks: Mapping[str, Any] = field(default_factory=dict)
 
@@ -92,6 +94,14 @@ FAMILIES = (
     Family("anthropic", "anth", "claude-sonnet-4-5", "anthropic"),
     Family("anthropic-crlf", "anth", "claude-sonnet-4-5", "anthropic", {"crlf": True}),
     Family("gemini", "gem", "gemini-2.5-flash", "gemini"),
+    Family("openai-responses", "resp", "gpt-5-matrix", "openai-responses"),
+    Family(
+        "openai-responses-interleaved",
+        "resp",
+        "gpt-5-matrix",
+        "openai-responses",
+        {"interleave_tool_args": True, "args_fragments": 5, "crlf": True},
+    ),
 )
 CLIENTS = ("anthropic-stream", "anthropic", "openai-stream", "openai")
 
@@ -145,6 +155,13 @@ def config(mock_url: str) -> JSONDict:
                 "models": ["gemini-2.5-flash"],
                 "transformer": {"use": ["gemini"]},
             },
+            {
+                "name": "resp",
+                "api_base_url": f"{mock_url}/v1/responses",
+                "api_key": "sk-resp",
+                "models": ["gpt-5-matrix"],
+                "transformer": {"use": ["openai-responses"]},
+            },
         ],
         "Router": {"default": "oai,gpt-matrix"},
         # every upstream answer must reach the client exactly once, as it was scripted
@@ -178,8 +195,12 @@ def openai_client(server: RunningServer) -> openai.OpenAI:
 def intended_anthropic(conversation: Conversation, family: Family) -> JSONDict:
     content: list[JSONDict] = []
     if conversation.thinking:
-        # only Anthropic signs thinking; translated thinking carries an empty signature
-        signature = THINKING_SIGNATURE if family.endpoint == "anthropic" else ""
+        # Anthropic signs thinking, the Responses API encrypts it; other translated thinking is unsigned
+        signature = ""
+        if family.endpoint == "anthropic":
+            signature = THINKING_SIGNATURE
+        elif family.endpoint == "openai-responses":
+            signature = SIGNATURE_PREFIX + encrypted_reasoning(conversation.thinking)
         content.append({"type": "thinking", "thinking": conversation.thinking, "signature": signature})
     if conversation.text:
         content.append({"type": "text", "text": conversation.text})

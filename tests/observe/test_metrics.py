@@ -409,3 +409,20 @@ def test_a_scrape_alone_clears_a_dead_workers_gauges(
     families = parse(Metrics(state).prometheus().decode())
     assert value(families, "ccr_active_requests") == 0
     assert value(families, "ccr_queue_depth") == 0
+
+
+def test_the_admission_queue_and_api_keys_are_counted(state: SharedState) -> None:
+    metrics = Metrics(state)
+    metrics.queue_depth(+1)  # a queue counted by hand adds to the watched one
+    metrics.watch_queue(lambda: (3, 17))
+    for name in ("ci-bot", "ci-bot", "default"):
+        metrics.key_used(name)
+    snap = metrics.snapshot()
+    assert (snap.queue_depth, snap.queued_total) == (4, 17)
+    assert snap.api_keys == {"ci-bot": 2, "default": 1}
+    families = parse(metrics.prometheus().decode())
+    assert value(families, "ccr_queue_depth") == 4
+    assert value(families, "ccr_queued_requests_total") == 17
+    assert value(families, "ccr_api_key_requests_total", key="ci-bot") == 2
+    metrics.watch_queue(None)
+    assert metrics.snapshot().queue_depth == 1

@@ -136,6 +136,12 @@ def test_snapshot() -> None:
             "https://generativelanguage.googleapis.com/v1beta/models?key=k",
         ),
         ("openai", "https://example.com/custom/endpoint", "https://example.com/custom/endpoint"),
+        ("openai-responses", "https://api.openai.com/v1/responses", "https://api.openai.com/v1/models"),
+        (
+            "openai-responses",
+            "https://example.com/v1/chat/completions",
+            "https://example.com/v1/chat/completions",
+        ),
     ],
 )
 def test_probe_lists_models(endpoint: str, url: str, probe: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 
 from ccr_fast.protocol.errors import GatewayError
@@ -62,3 +64,44 @@ def test_wrong_key_is_a_401_that_does_not_echo_the_key(wrong: str) -> None:
     err = caught.value
     assert (err.status, err.error_type, err.message) == (401, "authentication_error", "invalid API key")
     assert KEY not in err.body().decode() and wrong not in err.body().decode()
+
+
+KEYS = {"ci-bot": "sk-ci-0001", "alice": "sk-alice-0002", "default": KEY}
+
+
+@pytest.mark.parametrize(("name", "key"), list(KEYS.items()))
+def test_each_named_key_answers_its_name(name: str, key: str) -> None:
+    auth = ApiKeyAuth(KEYS)
+    assert auth.check({"x-api-key": key}) == name
+    assert auth.check({"authorization": f"Bearer {key}"}) == name
+
+
+def test_a_single_key_is_named_default() -> None:
+    assert ApiKeyAuth(KEY).check({"x-api-key": KEY}) == "default"
+    assert ApiKeyAuth(KEY).names == ("default",)
+
+
+@pytest.mark.parametrize("presented", [*KEYS.values(), "sk-nobody", "sk-ci-000", ""])
+def test_every_key_is_compared_whichever_matches(monkeypatch: pytest.MonkeyPatch, presented: str) -> None:
+    """No early exit: the number and size of comparisons is the same for any key, right or wrong."""
+    auth = ApiKeyAuth(KEYS)
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    try:
+        auth.check({"x-api-key": presented})
+    except GatewayError as err:
+        assert err.status == 401
+    if presented:
+        assert compared == [(32, 32)] * len(KEYS)
+
+
+@pytest.mark.parametrize("keys", [{}, {"a": "same", "b": "same"}, {"a": ""}])
+def test_keys_must_exist_and_differ(keys: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        ApiKeyAuth(keys)

@@ -1,5 +1,6 @@
 """POST /v1/messages/count_tokens: routing, the tokenizer setting, upstream counters, the local fallback,
-how close the local count is to each provider's reference tokenizer, and concurrency with streams.
+the local count against each provider's reference tokenizer (recorded counts in tests/vectors/tokens), lazy
+loading of encodings, and concurrency with streams.
 
 Most tests drive the gateway core in-process with a MockTransport; the last ones start a real server
 and a real mock provider.
@@ -8,17 +9,23 @@ and a real mock provider.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sized
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anthropic
 import orjson
 import pytest
 from tests.servers import RunningServer, run_ccr_fast
+from tests.tokens.hf_files import write_tokenizer_json
+from tokenizers import Tokenizer
 
 from ccr_fast.config import config_from_dict
 from ccr_fast.mock import MockProvider
@@ -30,7 +37,7 @@ from ccr_fast.server.count_tokens import (
 )
 from ccr_fast.server.gateway import Gateway, new_request_id
 from ccr_fast.server.http import Request, Response
-from ccr_fast.tokens import TokenCounter, count_tokens, encoding, text_tokens
+from ccr_fast.tokens import TokenCounter, count_tokens, counter_for, encoding
 from ccr_fast.upstream.mock_transport import MockResponse, MockTransport
 from ccr_fast.upstream.transport import UpstreamConnectError, UpstreamRequest
 
@@ -44,12 +51,12 @@ Handler = Callable[[UpstreamRequest], Awaitable[MockResponse]]
 def config_data(**top: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "Providers": [
-            {"name": "oai", "api_base_url": OAI_URL, "api_key": "sk-oai", "models": ["gpt-test"]},
+            {"name": "oai", "api_base_url": OAI_URL, "api_key": "sk-oai", "models": ["gpt-test", "gpt-4o"]},
             {
                 "name": "oaiapi",
                 "api_base_url": OAI_URL,
                 "api_key": "sk-oai",
-                "models": ["gpt-test"],
+                "models": ["gpt-test", "gpt-4o"],
                 "tokenizer": {"default": {"type": "api"}},
             },
             {
@@ -75,8 +82,14 @@ def config_data(**top: Any) -> dict[str, Any]:
                 "name": "hf",
                 "api_base_url": OAI_URL,
                 "api_key": "sk-hf",
-                "models": ["qwen"],
-                "tokenizer": {"default": {"type": "huggingface", "model": "Qwen/Qwen2.5-Coder-32B-Instruct"}},
+                "models": ["qwen", "deepseek", "llama"],
+                "tokenizer": {
+                    "default": {"type": "huggingface", "model": "Qwen/Qwen2.5-Coder-32B-Instruct"},
+                    "models": {
+                        "deepseek": {"type": "huggingface", "model": "deepseek-ai/DeepSeek-V3.2-Exp"},
+                        "llama": {"type": "huggingface", "model": "meta-llama/Llama-3.3-70B-Instruct"},
+                    },
+                },
             },
         ],
         "Router": {"default": "oai,gpt-test"},
@@ -144,20 +157,24 @@ def provider(name: str) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("name", "model", "kind", "note"),
+    ("name", "model", "kind", "encoding", "note"),
     [
-        ("oai", "gpt-test", "local", None),
-        ("oaiapi", "gpt-test", "api", None),
-        ("anth", "claude-upstream", "api", None),
-        ("anth", "claude-local", "local", None),
-        ("gem", "gemini-2.5-pro", "api", None),
-        ("gem", "gemini-2.5-flash", "local", "tiktoken encoding 'o200k_base' is not bundled"),
-        ("hf", "qwen", "local", "huggingface tokenizers are not bundled"),
+        ("oai", "gpt-test", "local", "cl100k_base", None),
+        ("oai", "gpt-4o", "local", "o200k_base", None),
+        ("oaiapi", "gpt-test", "api", "cl100k_base", None),
+        ("oaiapi", "gpt-4o", "api", "o200k_base", None),
+        ("anth", "claude-upstream", "api", "cl100k_base", None),
+        ("anth", "claude-local", "local", "cl100k_base", None),
+        ("gem", "gemini-2.5-pro", "api", "cl100k_base", None),
+        ("gem", "gemini-2.5-flash", "local", "o200k_base", None),
+        ("hf", "qwen", "local", "qwen", None),
+        ("hf", "deepseek", "local", "deepseek_v3", None),
+        ("hf", "llama", "local", "cl100k_base", "'meta-llama/Llama-3.3-70B-Instruct' is not bundled"),
     ],
 )
-def test_tokenizer_choice(name: str, model: str, kind: str, note: str | None) -> None:
+def test_tokenizer_choice(name: str, model: str, kind: str, encoding: str, note: str | None) -> None:
     choice = tokenizer_choice(provider(name), model)
-    assert choice.kind == kind
+    assert (choice.kind, choice.encoding) == (kind, encoding)
     if note is None:
         assert choice.note is None
     else:
@@ -171,7 +188,7 @@ def test_unknown_tokenizer_type_counts_locally_with_a_note() -> None:
     assert oai is not None
     choice = tokenizer_choice(oai, "gpt-test")
     assert choice.kind == "local" and choice.note is not None and "'sentencepiece'" in choice.note
-    assert TokenizerChoice() == TokenizerChoice("local", None)
+    assert TokenizerChoice() == TokenizerChoice("local", "cl100k_base", None, None)
 
 
 @pytest.mark.parametrize(
@@ -289,10 +306,116 @@ async def test_settings_that_need_a_download_warn_once(caplog: pytest.LogCapture
     count_module._noted.clear()
     gw, transport = gateway()
     with caplog.at_level(logging.WARNING, logger="ccr_fast.count_tokens"):
-        for _ in range(3):
-            counted(await gw.handle(request(count_body("hf,qwen"))))
-    assert caplog.text.count("huggingface tokenizers are not bundled") == 1
+        counts = {counted(await gw.handle(request(count_body("hf,llama")))) for _ in range(3)}
+    assert caplog.text.count("'meta-llama/Llama-3.3-70B-Instruct' is not bundled") == 1
+    assert counts == {count_tokens(count_body("llama"))} and transport.requests == []
+
+
+async def test_each_model_counts_with_its_own_encoding() -> None:
+    """No setting: OpenAI's current models count with o200k, others with CCR's cl100k; settings pick
+    the bundled Qwen and DeepSeek tokenizers."""
+    gw, transport = gateway()
+    text = "Пожалуйста, проверь конфигурацию маршрутизатора и кэш результатов. 请检查路由配置和结果缓存。"
+    expected = {
+        "oai,gpt-4o": "o200k_base",
+        "oai,gpt-test": "cl100k_base",
+        "gem,gemini-2.5-flash": "o200k_base",
+        "hf,qwen": "qwen",
+        "hf,deepseek": "deepseek_v3",
+    }
+    results = {}
+    for route, encoding_name in expected.items():
+        body = count_body(route)
+        body["messages"].append({"role": "user", "content": text})
+        results[route] = counted(await gw.handle(request(body)))
+        assert results[route] == counter_for(encoding_name).count(body)
+    assert len(set(results.values())) == len(set(expected.values()))  # 4 encodings, 4 different counts
     assert transport.requests == []
+
+
+async def test_api_fallback_counts_with_the_models_encoding() -> None:
+    gw, _ = gateway()
+    body = count_body("oaiapi,gpt-4o")
+    body["messages"][0]["content"] = "Привет! " * 20
+    assert counted(await gw.handle(request(body))) == counter_for("o200k_base").count(body)
+
+
+async def test_tokenizer_json_by_path(tmp_path: Path) -> None:
+    path = write_tokenizer_json(tmp_path / "tokenizer.json")
+    data = config_data()
+    data["Providers"].append(
+        {
+            "name": "glm",
+            "api_base_url": OAI_URL,
+            "api_key": "sk-glm",
+            "models": ["glm-4.6"],
+            "tokenizer": {"default": {"type": "huggingface", "path": str(path)}},
+        }
+    )
+    gw = Gateway(config_from_dict(data, env={}), MockTransport(answering(500, {})))
+    reference = Tokenizer.from_file(str(path))
+    body = count_body("glm,glm-4.6")
+    texts = [
+        "You are a careful coding assistant.",
+        "Count me, please: the quick brown fox.",
+        "ReadRead a file",
+        '{"type":"object","properties":{"path":{"type":"string"}}}',
+    ]
+    expected = sum(len(reference.encode(text, add_special_tokens=False).ids) for text in texts)
+    assert counted(await gw.handle(request(body))) == expected
+
+
+async def test_unreadable_tokenizer_json_falls_back_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "tokenizer.json"
+    broken.write_text("not json")
+    data = config_data()
+    data["Providers"][0]["tokenizer"] = {"models": {"gpt-4o": {"type": "huggingface", "path": str(broken)}}}
+    gw = Gateway(config_from_dict(data, env={}), MockTransport(answering(500, {})))
+    with caplog.at_level(logging.WARNING, logger="ccr_fast.count_tokens"):
+        counts = {counted(await gw.handle(request(count_body("oai,gpt-4o")))) for _ in range(3)}
+    assert counts == {counter_for("o200k_base").count(count_body("gpt-4o"))}
+    assert caplog.text.count("cannot be read") == 1 and "counting with o200k_base" in caplog.text
+
+
+LAZY_PROBE = """
+import asyncio, json, sys
+from ccr_fast.config import config_from_dict
+from ccr_fast.server.gateway import Gateway, new_request_id
+from ccr_fast.server.http import Request
+from ccr_fast.tokens import encodings
+from ccr_fast.upstream.mock_transport import MockTransport
+
+async def unexpected(request):
+    raise AssertionError(request.url)
+
+model = sys.argv[1]
+config = {
+    "Providers": [{"name": "oai", "api_base_url": "https://oai.example.test/v1/chat/completions",
+                   "api_key": "k", "models": ["gpt-test", "gpt-4o"]}],
+    "Router": {"default": "oai," + model, "longContext": "oai,gpt-test"},
+}
+gw = Gateway(config_from_dict(config, env={}), MockTransport(unexpected))
+before = sorted(encodings._loaded)
+body = json.dumps({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}).encode()
+req = Request("POST", "/v1/messages/count_tokens", "", {}, body, "127.0.0.1", new_request_id())
+resp = asyncio.run(gw.handle(req))
+print(json.dumps([before, sorted(encodings._loaded), resp.status]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "loaded"),
+    [("gpt-test", ["cl100k_base"]), ("gpt-4o", ["o200k_base"])],
+)
+def test_an_encoding_is_loaded_only_when_a_model_needs_it(model: str, loaded: list[str]) -> None:
+    """A fresh server process loads nothing at start-up, and on a count only the encoding of the routed
+    model (routing itself needs no count for a body too small to reach the longContext threshold)."""
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE, model], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(out.stdout) == [[], loaded, 200]
 
 
 async def test_unroutable_requests_are_still_counted() -> None:
@@ -322,62 +445,20 @@ def transport_free(gw: Gateway) -> bool:
     return gw.transport.requests == []
 
 
-# --- how close the local count is to each provider's reference tokenizer ----------------------------------
+# --- the local count against each provider's reference tokenizer --------------------------------------------
 
-#: Texts shaped like what Claude Code sends: English instructions, code, JSON schemas of tools.
-ENGLISH = (
-    "You are an interactive CLI tool that helps users with software engineering tasks. Use the instructions "
-    "below and the tools available to you to assist the user. IMPORTANT: Assist with defensive security "
-    "tasks only. When the user asks about a file, read it before answering, and keep your answers concise: "
-    "fewer than four lines unless the user asks for detail. Prefer editing existing files to creating new "
-    "ones, and never commit changes unless the user explicitly asks you to."
-)
-CODE = '''def fragments(body: Mapping[str, Any]) -> tuple[list[str], int]:
-    """The texts counted in ``body``, and the number of image blocks."""
-    texts: list[str] = []
-    images = 0
-    for message in body.get("messages") or ():
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            images += sum(1 for block in content if block.get("type") == "image")
-    return texts, images
-'''
-SCHEMA = orjson.dumps(
-    {
-        "type": "object",
-        "properties": {
-            "file_path": {"type": "string", "description": "The absolute path to the file to read"},
-            "offset": {"type": "number", "description": "The line number to start reading from"},
-            "limit": {"type": "number", "description": "The number of lines to read"},
-        },
-        "required": ["file_path"],
-        "additionalProperties": False,
-        "$schema": "http://json-schema.org/draft-07/schema#",
-    }
-).decode()
-#: o200k_base counts of the texts above: the tokenizer of OpenAI's current models (gpt-4o, gpt-4.1, o-series,
-#: gpt-5), recorded with tiktoken 0.14 from the o200k_base.tiktoken file (sha256 446a9538…1a2d) that the
-#: litellm 1.110.2 wheel bundles.  ccr-fast does not ship that file; these numbers pin the comparison.
-O200K_REFERENCE = {"english": 89, "code": 112, "schema": 85}
+VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "tokens"
+TEXTS: dict[str, str] = json.loads((VECTORS / "texts.json").read_text())
+FIRST_TURN: dict[str, Any] = json.loads((VECTORS / "claude_code_first_turn.json").read_text())
+#: counts recorded with tiktoken, dashscope's Qwen tokenizer and Hugging Face tokenizers (DeepSeek)
+REFERENCE: dict[str, dict[str, int]] = json.loads((VECTORS / "reference_counts.json").read_text())
 
 
-@pytest.mark.parametrize(("name", "text"), [("english", ENGLISH), ("code", CODE), ("schema", SCHEMA)])
-def test_local_count_is_within_ten_percent_of_openais_tokenizer(name: str, text: str) -> None:
-    reference = O200K_REFERENCE[name]
-    assert abs(text_tokens(text) - reference) <= 0.1 * reference
-
-
-def test_local_count_of_a_whole_request_is_within_ten_percent_of_openais_tokenizer() -> None:
-    body = {
-        "model": "gpt-4o",
-        "system": [{"type": "text", "text": ENGLISH}],
-        "messages": [{"role": "user", "content": CODE}],
-        "tools": [{"name": "Read", "description": "Reads a file.", "input_schema": orjson.loads(SCHEMA)}],
-    }
-    reference = sum(O200K_REFERENCE.values()) + 5  # "ReadReads a file." is 5 o200k tokens
-    assert abs(count_tokens(body) - reference) <= 0.1 * reference
+def vector_body(route: str, name: str) -> dict[str, Any]:
+    """A count_tokens request whose only countable text is vector ``name`` (or the Claude Code first turn)."""
+    if name == "claude_code_first_turn":
+        return {**FIRST_TURN, "model": route}
+    return {"model": route, "messages": [{"role": "user", "content": TEXTS[name]}]}
 
 
 # --- concurrency: a burst of counts must not stall a stream -----------------------------------------------
@@ -428,7 +509,7 @@ async def test_counting_runs_off_the_event_loop_so_a_stream_finishes_while_count
         return encoding().encode_ordinary(text)
 
     counter = TokenCounter(blocked_encode)
-    monkeypatch.setattr(count_module, "count_tokens_async", counter.count_async)
+    monkeypatch.setattr(count_module, "local_counter", lambda choice: counter)
 
     async def upstream(request: UpstreamRequest) -> MockResponse:
         async def chunks() -> Any:
@@ -475,7 +556,7 @@ def server(mock_provider: MockProvider, tmp_path_factory: pytest.TempPathFactory
                 "name": "oai",
                 "api_base_url": f"{mock_provider.url}/v1/chat/completions",
                 "api_key": "sk-oai",
-                "models": ["gpt-test"],
+                "models": ["gpt-test", "gpt-4o", "gpt-5-mini"],
             },
             {
                 "name": "anth",
@@ -484,6 +565,28 @@ def server(mock_provider: MockProvider, tmp_path_factory: pytest.TempPathFactory
                 "models": ["claude-upstream"],
                 "transformer": {"use": ["Anthropic"]},
                 "tokenizer": {"default": {"type": "api"}},
+            },
+            {
+                "name": "azure",  # a deployment name tiktoken cannot know: the setting says o200k
+                "api_base_url": f"{mock_provider.url}/v1/chat/completions",
+                "api_key": "sk-az",
+                "models": ["prod-chat"],
+                "tokenizer": {"default": {"type": "tiktoken", "encoding": "o200k_base"}},
+            },
+            {
+                "name": "siliconflow",
+                "api_base_url": f"{mock_provider.url}/v1/chat/completions",
+                "api_key": "sk-sf",
+                "models": ["qwen3-coder", "deepseek-v3.2"],
+                "tokenizer": {
+                    "models": {
+                        "qwen3-coder": {
+                            "type": "huggingface",
+                            "model": "Qwen/Qwen3-Coder-480B-A35B-Instruct",
+                        },
+                        "deepseek-v3.2": {"type": "huggingface", "model": "deepseek-ai/DeepSeek-V3.2-Exp"},
+                    }
+                },
             },
         ],
         "Router": {"default": "oai,gpt-test"},
@@ -564,3 +667,34 @@ async def test_anthropic_provider_counts_through_the_upstream(
     assert sent["body"] == count_body("claude-upstream")
     assert sent["headers"]["x-api-key"] == "sk-ant"
     assert value == len(orjson.dumps(sent["body"])) // 4  # the mock's count: request bytes // 4
+
+
+@pytest_e2e
+@pytest.mark.parametrize(
+    ("route", "encoding_name"),
+    [
+        ("oai,gpt-4o", "o200k_base"),
+        ("oai,gpt-5-mini", "o200k_base"),
+        ("azure,prod-chat", "o200k_base"),
+        ("oai,gpt-test", "cl100k_base"),
+        ("siliconflow,qwen3-coder", "qwen"),
+        ("siliconflow,deepseek-v3.2", "deepseek_v3"),
+    ],
+)
+async def test_counts_match_the_reference_tokenizer(
+    server: RunningServer, route: str, encoding_name: str
+) -> None:
+    """Through a real server and Anthropic's SDK: every recorded text and the Claude Code first turn count
+    exactly as the route's reference tokenizer counted them (so within 10%, the issue's bar)."""
+    reference = REFERENCE[encoding_name]
+    async with anthropic.AsyncAnthropic(base_url=server.url, api_key="test", max_retries=0) as client:
+        for name in reference:
+            body = vector_body(route, name)
+            result = await client.messages.count_tokens(
+                model=body["model"],
+                messages=body["messages"],
+                system=body.get("system", anthropic.omit),
+                tools=body.get("tools", anthropic.omit),
+            )
+            assert abs(result.input_tokens - reference[name]) <= 0.1 * reference[name], name
+            assert result.input_tokens == reference[name], name

@@ -58,7 +58,7 @@ def config_data(**top: Any) -> dict[str, Any]:
                 "api_base_url": "https://gem.example.test/v1beta/models",
                 "api_key": "g",
                 "models": ["gemini-x"],
-                "transformer": {"use": ["vertex-gemini"]},
+                "transformer": {"use": ["future-endpoint"]},
             },
         ],
         "Router": {"default": "oai,gpt-test"},
@@ -369,7 +369,7 @@ async def test_transformers_endpoint() -> None:
     by_name = {t["name"]: t for t in listed}
     assert by_name["Anthropic"]["available"] is True
     assert by_name["gemini"]["available"] is True
-    assert by_name["vertex-gemini"]["available"] is False
+    assert by_name["vertex-gemini"]["available"] is True
 
 
 async def test_count_tokens_counts_without_calling_the_upstream() -> None:
@@ -411,10 +411,13 @@ async def test_unknown_provider_is_404() -> None:
     assert transport.requests == []
 
 
-async def test_a_provider_with_an_unavailable_transformer_answers_400() -> None:
+async def test_a_provider_with_an_unavailable_transformer_answers_400(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ccr_fast.transformers.plan.NOT_YET_AVAILABLE", frozenset({"future-endpoint"}))
     gw, transport = gateway()
     resp = await gw.handle(request(body=messages_body("gem,gemini-x")))
-    assert "'vertex-gemini'" in assert_error(resp, 400, "invalid_request_error")["error"]["message"]
+    assert "'future-endpoint'" in assert_error(resp, 400, "invalid_request_error")["error"]["message"]
     assert transport.requests == []
 
 

@@ -24,10 +24,12 @@ from ccr_fast.state.redis_backend import (
     _LEASE_PREFIX,
     _REFILLER,
     CLOSED_RETRY_AFTER_S,
+    Bucket,
     Grant,
     LeasedLimiter,
     RedisBackend,
     RedisSettings,
+    Taken,
     from_config,
 )
 from ccr_fast.state.redis_scripts import TAKE
@@ -578,10 +580,16 @@ def test_the_full_section_is_read() -> None:
             "failMode": "closed",
             "timeoutMs": "75",
             "leaseSize": 8,
+            "metricsIntervalMs": 250,
         },
     }
     assert from_config(raw) == RedisSettings(
-        url="redis://:pw@10.0.0.5:6380/2", prefix="gw:eu", fail_mode="closed", timeout_ms=75, lease_size=8
+        url="redis://:pw@10.0.0.5:6380/2",
+        prefix="gw:eu",
+        fail_mode="closed",
+        timeout_ms=75,
+        lease_size=8,
+        metrics_interval_ms=250,
     )
     assert from_config({"backend": "redis", "redis": {"url": "unix:///run/redis.sock"}}) == RedisSettings(
         url="unix:///run/redis.sock"
@@ -612,6 +620,7 @@ def test_every_problem_is_reported_with_its_path() -> None:
             "failMode": "half",
             "timeoutMs": 0,
             "leaseSize": "many",
+            "metricsIntervalMs": 10,
         },
     }
     with pytest.raises(ConfigError) as caught:
@@ -623,7 +632,9 @@ def test_every_problem_is_reported_with_its_path() -> None:
         "State.redis.failMode",
         "State.redis.timeoutMs",
         "State.redis.leaseSize",
+        "State.redis.metricsIntervalMs",
     ]
+    assert "expected an integer 100-60000, got 10" in str(caught.value)
     assert "hunter2" not in str(caught.value)
 
 
@@ -661,3 +672,42 @@ async def test_a_backend_is_made_from_settings(server: RedisServer, namespace: s
         assert backend.fail_mode == "closed"
         assert (await backend.gcra_allow("k", FROZEN, 1)).allowed
         assert not (await backend.gcra_allow("k", FROZEN, 1)).allowed
+
+
+async def test_take_many_takes_from_every_bucket_or_from_none(
+    server: RedisServer, namespace: str, backends: Callable[..., RedisBackend], admin: redis.asyncio.Redis
+) -> None:
+    backend = backends(server.url, prefix=namespace, timeout_ms=PATIENT_MS)
+    slow = 1e9  # µs per unit: nothing refills during the test
+
+    def bucket(key: bytes, burst: int, need: int = 1, want: int = 1) -> Bucket:
+        return Bucket(key, slow, burst * slow, need, want)
+
+    assert await backend.take_many([]) == Taken(())
+    assert await backend.take_many([bucket(b"a", 5, 1, 3), bucket(b"b", 2)]) == Taken((3, 1))
+    # "a" and "b" have room, "c" is only asked, "d" needs 2 of a bucket of 1 and "e" 1 of none left:
+    # nothing is taken anywhere, and "d", the longest wait, is named
+    assert await backend.take_many([bucket(b"e", 1)]) == Taken((1,))
+    refused = await backend.take_many(
+        [bucket(b"a", 5), bucket(b"b", 2), bucket(b"c", 1, need=0), bucket(b"d", 1, 2, 2), bucket(b"e", 1)]
+    )
+    assert refused.granted == () and refused.refused == 3 and refused.retry_after == 1000.0
+    assert await backend.take_many([bucket(b"a", 5, 2, 9), bucket(b"b", 2)]) == Taken((2, 1))
+    assert await admin.exists(f"{namespace}:rl:c") == 0  # asking with need 0 writes nothing
+    with pytest.raises(ValueError, match="bad bucket"):
+        await backend.take_many([bucket(b"a", 5, need=2, want=1)])
+
+
+async def test_adjust_books_usage_and_gives_back_reservations_in_one_call(
+    server: RedisServer, namespace: str, backends: Callable[..., RedisBackend], admin: redis.asyncio.Redis
+) -> None:
+    backend = backends(server.url, prefix=namespace, timeout_ms=PATIENT_MS)
+    ms = 1000.0  # µs per unit
+    assert await backend.take_many([Bucket(b"tpm", ms, 10 * ms, 8, 8)]) == Taken((8,))
+    assert await backend.adjust([(b"tpm", ms, -5), (b"budget", ms, 3000), (b"huge", 1e6, 10**9)])
+    assert await backend.take_many([Bucket(b"tpm", ms, 10 * ms, 7, 7)]) == Taken((7,))  # 3 + 7 fit again
+    assert 2_900 < await admin.pttl(f"{namespace}:rl:budget") <= 3_001
+    assert 86_399_000 < await admin.pttl(f"{namespace}:rl:huge") <= 86_400_001  # capped at a day of debt
+    assert await backend.adjust([(b"tpm", ms, -1000)])
+    assert await admin.exists(f"{namespace}:rl:tpm") == 0  # given back past full: the key is gone
+    assert await backend.adjust([])

@@ -5,31 +5,37 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import tiktoken
 import tiktoken_ext.openai_public as openai_public
+from tiktoken.load import load_tiktoken_bpe
 
 from ccr_fast.tokens import (
     IMAGE_TOKENS,
     TokenCounter,
     count_tokens,
     count_tokens_async,
+    counter_for,
+    default_counter,
     encoding,
+    encodings,
     text_tokens,
 )
 
 
 @pytest.fixture(scope="module")
-def reference() -> tiktoken.Encoding:
-    """cl100k_base exactly as tiktoken defines it, fed our bundled ranks instead of a download."""
-    ranks = encoding()._mergeable_ranks
+def reference() -> Iterator[tiktoken.Encoding]:
+    """cl100k_base exactly as tiktoken defines it, its ranks read by tiktoken from the bundled file."""
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TIKTOKEN_CACHE_DIR", "")  # read the file, never copy it into a cache
+        ranks = load_tiktoken_bpe(str(encodings.DATA / "cl100k_base.tiktoken"))
         mp.setattr(openai_public, "load_tiktoken_bpe", lambda *args, **kwargs: ranks)
         params = openai_public.cl100k_base()
-    return tiktoken.Encoding(**params)
+    yield tiktoken.Encoding(**params)
 
 
 class EncodeSpy:
@@ -407,3 +413,27 @@ def test_counter_is_shared_safely_across_threads() -> None:
     expected = [TokenCounter().count(body) for body in bodies]
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert list(pool.map(counter.count, bodies)) == expected
+
+
+async def test_count_async_loads_the_encoding_on_a_worker_thread() -> None:
+    """Loading an encoding takes a few hundred milliseconds: never on the event loop."""
+    loads: list[str] = []
+    spy = EncodeSpy()
+    counter = TokenCounter(spy, load=lambda: loads.append(threading.current_thread().name))
+    body = {"messages": [{"role": "user", "content": "hello"}]}
+    assert await counter.count_async(body) == await counter.count_async(body) == text_tokens("hello")
+    assert len(loads) == 1 and loads[0].startswith("ccr-fast-tokens")
+    assert set(spy.threads) == {threading.current_thread().name}  # small work still stays on the loop
+
+
+def test_one_counter_and_one_cache_per_encoding() -> None:
+    assert counter_for("cl100k_base") is default_counter()
+    o200k = counter_for("o200k_base")
+    assert o200k is counter_for("o200k_base") and o200k is not default_counter()
+    text = "Привет, как дела? Это длинный текст на русском языке. " * 10
+    body = {"messages": [{"role": "user", "content": text}]}
+    assert o200k.count(body) == len(encodings.get("o200k_base").encode_ordinary(text))
+    assert default_counter().count(body) == len(encoding().encode_ordinary(text))
+    assert o200k.count(body) < default_counter().count(body)
+    with pytest.raises(KeyError):
+        counter_for("p50k_base")

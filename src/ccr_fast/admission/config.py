@@ -201,6 +201,20 @@ class AdmissionConfig:
         known = _provider_names(raw)
         rate_limit = _rate_limit(reader, raw.get("RateLimit"), known)
         queue = _queue(reader, raw.get("Queue"), known)
+        keys = _key_names(raw)
+        for path, names in (
+            ("RateLimit.perKey.keys", rate_limit.key_overrides),
+            ("Queue.keyPriorities", queue.key_priorities),
+        ):
+            for name in names:
+                if keys is not None and name not in keys:
+                    reader.warnings.append(
+                        Problem(
+                            child(path, name),
+                            f"no API key is named {name!r} "
+                            "(APIKEY is named 'default'; APIKEYS names the others)",
+                        )
+                    )
         if raw.get("Queue") and not any(rate_limit.providers.values()):
             reader.warnings.append(
                 Problem("Queue", "has no effect: only requests for providers in RateLimit.providers wait")
@@ -215,6 +229,18 @@ def _provider_names(raw: Mapping[str, Any]) -> frozenset[str] | None:
     if not isinstance(entries, list | tuple):
         return None
     return frozenset(e["name"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("name"), str))
+
+
+def _key_names(raw: Mapping[str, Any]) -> frozenset[str] | None:
+    """The names client keys go by ("default" for ``APIKEY``, then the ``APIKEYS`` entries), or None when
+    neither is configured (nothing to check against)."""
+    names = {"default"} if raw.get("APIKEY") else set()
+    entries = raw.get("APIKEYS")
+    if not names and not entries:
+        return None
+    if isinstance(entries, list | tuple):
+        names.update(e["name"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("name"), str))
+    return frozenset(names)
 
 
 def _check_provider(reader: Reader, path: str, name: str, known: frozenset[str] | None) -> None:

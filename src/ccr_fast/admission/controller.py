@@ -34,7 +34,15 @@ from ccr_fast.admission.limits import (
     reserved,
     retry_after,
 )
-from ccr_fast.admission.queue import Clock, MonotonicClock, QueueDepth, QueueFull, QueueTimeout, WaitQueue
+from ccr_fast.admission.queue import (
+    Attempt,
+    Clock,
+    MonotonicClock,
+    QueueDepth,
+    QueueFull,
+    QueueTimeout,
+    WaitQueue,
+)
 from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.state.shared import SharedState
 
@@ -141,6 +149,10 @@ class AdmissionController:
             depth = QueueDepth(state.table, state.claim_worker_slot())
             self._queue = WaitQueue(depth, self._clock, queue.max_size)
 
+    #: False: the limits live in this server's shared memory and ``check_client`` is synchronous; True
+    #: (``ClusterAdmissionController``): they live in Redis and the gateway awaits ``check_client_remote``
+    remote = False
+
     @property
     def enabled(self) -> bool:
         """Whether any limit or IP rule is configured (when not, every call here admits at once)."""
@@ -155,6 +167,11 @@ class AdmissionController:
     def queue_depth(self) -> int:
         """Requests waiting for a provider slot in every worker."""
         return 0 if self._queue is None else self._queue.depth
+
+    def queue_counts(self) -> tuple[int, int]:
+        """(requests waiting now, requests that ever waited) across the workers, for metrics."""
+        queue = self._queue
+        return (0, 0) if queue is None else (queue.depth, queue.entered)
 
     def priority_rank(self, ctx: AdmissionContext) -> int:
         """The request's level, as an index into ``Queue.levels`` (0 = highest).
@@ -208,6 +225,10 @@ class AdmissionController:
                 self._give_back(admitted)
                 raise _rate_limited(refusal)
 
+    async def check_client_remote(self, ctx: AdmissionContext) -> None:
+        """``check_client`` for callers that await it (limits in Redis override this with a round trip)."""
+        self.check_client(ctx)
+
     def _give_back(self, admitted: list[tuple[Scope, int]]) -> None:
         for scope, base in admitted:
             self._limits.give_back(scope, base)
@@ -228,28 +249,15 @@ class AdmissionController:
         config = self.config.queue
         tokens = ctx.estimated_tokens
         rank = self.priority_rank(ctx)
-        pressure = config.backpressure
         paused = 0.0
-        if pressure is not None:
-            depth = queue.depth
-            threshold = pressure.threshold * config.max_size
-            if depth >= threshold:
-                if pressure.action is PressureAction.SLOW:
-                    span = config.max_size - threshold
-                    paused = pressure.max_delay * (1.0 if span <= 0 else min(1.0, (depth - threshold) / span))
-                    if paused > 0:
-                        await queue.pause(paused)
-                elif pressure.action is PressureAction.REJECT:
-                    if rank > 0:
-                        raise _overloaded(
-                            f"the gateway is overloaded ({depth} requests waiting); only "
-                            f"{config.levels[0]!r} priority requests are queued",
-                            _drain_ns(scope, depth - math.ceil(threshold) + 1, tokens),
-                        )
-                elif pressure.redirect_to is not None:
-                    ticket = self._elsewhere(pressure.redirect_to, budgets, tokens)
-                    if ticket is not None:
-                        return ticket
+        if config.backpressure is not None:
+            paused, redirect = self._pressure(queue, scope, rank, tokens)
+            if paused > 0:
+                await queue.pause(paused)
+            elif redirect is not None:
+                ticket = self._elsewhere(redirect, budgets, tokens)
+                if ticket is not None:
+                    return ticket
 
         base = self._limits.slot(scope.prefix)
         if base is None:
@@ -271,8 +279,38 @@ class AdmissionController:
             found = self._limits.admit(scope, base, now, tokens)
             return 0 if found is None else found.wait_ns
 
+        waited = await self._wait(queue, lane, scope, rank, tokens, attempt)
+        return self._ticket(lane, base, budgets, tokens, waited=paused + waited)
+
+    def _pressure(self, queue: WaitQueue, scope: Scope, rank: int, tokens: int) -> tuple[float, str | None]:
+        """Backpressure on a new request: (seconds to pause, route to redirect to); raises on ``reject``."""
+        config = self.config.queue
+        pressure = config.backpressure
+        assert pressure is not None
+        depth = queue.depth
+        threshold = pressure.threshold * config.max_size
+        if depth < threshold:
+            return 0.0, None
+        if pressure.action is PressureAction.SLOW:
+            span = config.max_size - threshold
+            return pressure.max_delay * (1.0 if span <= 0 else min(1.0, (depth - threshold) / span)), None
+        if pressure.action is PressureAction.REJECT:
+            if rank > 0:
+                raise _overloaded(
+                    f"the gateway is overloaded ({depth} requests waiting); only "
+                    f"{config.levels[0]!r} priority requests are queued",
+                    _drain_ns(scope, depth - math.ceil(threshold) + 1, tokens),
+                )
+            return 0.0, None
+        return 0.0, pressure.redirect_to
+
+    async def _wait(
+        self, queue: WaitQueue, lane: str, scope: Scope, rank: int, tokens: int, attempt: Attempt
+    ) -> float:
+        """Wait in ``lane`` until ``attempt`` gets a slot; the queue's refusals as ``GatewayError`` 529."""
+        config = self.config.queue
         try:
-            waited = await queue.wait(lane, rank, config.timeout, attempt)
+            return await queue.wait(lane, rank, config.timeout, attempt)
         except QueueFull:
             raise _overloaded(
                 f"too many requests are waiting ({config.max_size}); provider {lane} is at its rate limit",
@@ -283,7 +321,6 @@ class AdmissionController:
                 f"provider {lane} had no capacity within {config.timeout:g} s",
                 timeout.wait_ns or _drain_ns(scope, 1, tokens),
             ) from None
-        return self._ticket(lane, base, budgets, tokens, waited=paused + waited)
 
     def _lane(self, ctx: AdmissionContext) -> str | None:
         """The key of the provider limits that apply: ``"provider,model"`` when listed, else the provider."""

@@ -19,6 +19,9 @@ high by one (a slot lost until restart), never too low.
 
 Time comes from a ``Clock``: the real one is ``CLOCK_MONOTONIC`` (the clock the shared GCRA words use, the
 same in every process) with the running loop's timers; tests pass one they move by hand.
+
+A head's attempt is a plain function for limits in shared memory, or a coroutine function for limits kept
+in Redis (``ccr_fast.admission.cluster``), where the lane waits on the bucket every machine shares.
 """
 
 from __future__ import annotations
@@ -28,14 +31,28 @@ import heapq
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from ccr_fast.state.table import KeyTable
 
-__all__ = ["Clock", "MonotonicClock", "QueueDepth", "QueueFull", "QueueTimeout", "Timer", "WaitQueue"]
+__all__ = [
+    "Attempt",
+    "Clock",
+    "MonotonicClock",
+    "QueueDepth",
+    "QueueFull",
+    "QueueTimeout",
+    "Timer",
+    "WaitQueue",
+]
 
 _TOTAL_KEY: Final = "adm/queue"
+#: word of the total's slot counting every request that ever entered the queue (after the depth word)
+_ENTERED: Final = 8
+
+#: ``attempt(now_ns)``: 0 when a slot was taken, else nanoseconds until one frees up (or an awaitable of it)
+Attempt = Callable[[int], int | Awaitable[int]]
 _SIGN: Final = 1 << 63
 _WRAP: Final = 1 << 64
 
@@ -81,7 +98,11 @@ def _signed(word: int) -> int:
 
 
 class QueueDepth:
-    """Requests waiting in every worker: a shared total, and this worker's share in its worker slot."""
+    """Requests waiting in every worker: a shared total, and this worker's share in its worker slot.
+
+    Beside the total sits a counter of every request that ever entered the queue (``entered``), for
+    metrics: it only goes up, so it survives workers dying.
+    """
 
     __slots__ = ("_atomics", "_mine", "_total")
 
@@ -104,6 +125,11 @@ class QueueDepth:
     def value(self) -> int:
         return max(0, _signed(self._atomics.load(self._total)))
 
+    @property
+    def entered(self) -> int:
+        """Requests that entered the queue in any worker since the server started."""
+        return self._atomics.load(self._total + _ENTERED)
+
     def enter(self, max_size: int) -> bool:
         """Count one more waiter if fewer than ``max_size`` wait; False when the queue is full."""
         add = self._atomics.add
@@ -111,6 +137,7 @@ class QueueDepth:
             add(self._total, -1)
             return False
         add(self._mine, 1)
+        add(self._total + _ENTERED, 1)
         return True
 
     def leave(self) -> None:
@@ -181,6 +208,11 @@ class WaitQueue:
         """Requests waiting in every worker."""
         return self._depth.value
 
+    @property
+    def entered(self) -> int:
+        """Requests that entered the queue in any worker since the server started."""
+        return self._depth.entered
+
     def waiting(self, lane: str) -> int:
         """Requests waiting in this worker for ``lane``."""
         found = self._lanes.get(lane)
@@ -193,12 +225,13 @@ class WaitQueue:
         if head is not None and head.wake is not None:
             _resolve(head.wake)
 
-    async def wait(self, lane: str, rank: int, timeout: float, attempt: Callable[[int], int]) -> float:
+    async def wait(self, lane: str, rank: int, timeout: float, attempt: Attempt) -> float:
         """Wait in ``lane`` at priority ``rank`` (0 = highest) until ``attempt`` gets a slot; return seconds.
 
         ``attempt(now_ns)`` tries to take a slot and returns 0 when it did, else the nanoseconds until one
-        frees up.  Raises ``QueueFull`` without waiting when the queue is full, and ``QueueTimeout`` after
-        ``timeout`` seconds.  Cancelling the caller removes the waiter at once.
+        frees up (directly, or as an awaitable when the limit is in Redis).  Raises ``QueueFull`` without
+        waiting when the queue is full, and ``QueueTimeout`` after ``timeout`` seconds.  Cancelling the
+        caller removes the waiter at once.
         """
         if not self._depth.enter(self.max_size):
             raise QueueFull
@@ -225,12 +258,17 @@ class WaitQueue:
         finally:
             timer.cancel()
 
-    async def _serve(self, lane: _Lane, waiter: _Waiter, attempt: Callable[[int], int]) -> None:
+    async def _serve(self, lane: _Lane, waiter: _Waiter, attempt: Attempt) -> None:
         last_wait = 0
         while True:
             now = self._clock.now_ns()
             if lane.head() is waiter:
-                wait = attempt(now)
+                found = attempt(now)
+                if isinstance(found, int):
+                    wait = found
+                else:
+                    wait = await found
+                    now = self._clock.now_ns()
                 if wait == 0:
                     return
                 last_wait = wait

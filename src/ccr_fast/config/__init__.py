@@ -10,10 +10,11 @@ from ccr_fast.config.loader import (
     load_config,
     parse_config,
 )
-from ccr_fast.config.model import Config, FrozenDict, FrozenList, ProviderConfig, RouterConfig, thaw
+from ccr_fast.config.model import ApiKey, Config, FrozenDict, FrozenList, ProviderConfig, RouterConfig, thaw
 from ccr_fast.config.redact import redact
 
 __all__ = [
+    "ApiKey",
     "Config",
     "ConfigError",
     "FrozenDict",

@@ -136,6 +136,14 @@ class ProviderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One entry of `APIKEYS`: a client key, and the name it goes by in limits, priorities, logs, metrics."""
+
+    name: str
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class RouterConfig:
     """`Router`: each scenario slot is a "provider,model" string, or None when the slot is unset."""
 
@@ -160,6 +168,8 @@ class Config:
     port: int = 3456
     host: str = "127.0.0.1"
     apikey: str | None = None
+    #: ccr-fast's named client keys (`APIKEYS`), accepted besides `APIKEY` (which is named "default")
+    api_keys: tuple[ApiKey, ...] = ()
     log: bool = True
     log_level: str = "info"
     api_timeout_ms: int = 600000
@@ -197,6 +207,12 @@ class Config:
         # Built once per snapshot so that `provider()` on the request path is a dict lookup, not a scan.
         object.__setattr__(self, "_by_name", _index(self.providers, fold=False))
         object.__setattr__(self, "_by_folded_name", _index(self.providers, fold=True))
+
+    @property
+    def client_keys(self) -> tuple[ApiKey, ...]:
+        """Every key a client may present: `APIKEY` as "default", then the `APIKEYS` entries."""
+        default = (ApiKey("default", self.apikey),) if self.apikey else ()
+        return (*default, *self.api_keys)
 
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider called `name`: exact match first (CCR is case-sensitive), then ignoring case."""

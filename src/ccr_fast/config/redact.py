@@ -7,6 +7,9 @@ proxy and endpoint URLs carry credentials under keys that are not secret themsel
 
 Keys are split into words (`max_tokens` is `max tokens`, `apiKey` is `api key`) so that limits and
 tokenizer settings stay readable while everything credential-like is masked.
+
+`APIKEYS` (named client keys, `[{name, key}]`) is a secret key too, but the names in it are not secrets and
+are what `RateLimit.perKey.keys` and `Queue.keyPriorities` refer to, so they stay visible.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ _SECRET_PARAMS = frozenset(
     {"access_token", "api_key", "apikey", "auth", "key", "password", "secret", "sig", "signature", "token"}
 )
 
+#: secret lists of `{name, ...}` objects whose `name` is shown (everything else in them is masked)
+_NAMED_SECRETS = frozenset({"APIKEYS"})
+
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
 # An environment reference left unresolved is not a secret, and showing it tells the user what is missing.
@@ -86,6 +92,8 @@ def redact_text(text: str) -> str:
 
 
 def _value(key: str, value: Any) -> Any:
+    if key in _NAMED_SECRETS and isinstance(value, list | tuple):
+        return [_named(entry) for entry in value]
     if is_secret_key(key):
         return _masked(value)
     if isinstance(value, Mapping):
@@ -93,6 +101,12 @@ def _value(key: str, value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_value(key, v) for v in value]
     return redact_text(value) if isinstance(value, str) else value
+
+
+def _named(entry: Any) -> Any:
+    if not isinstance(entry, Mapping):
+        return _masked(entry)
+    return {k: v if k == "name" and isinstance(v, str) else _masked(v) for k, v in entry.items()}
 
 
 def _masked(value: Any) -> Any:

@@ -23,6 +23,7 @@ import orjson
 from ccr_fast.config.errors import Problem
 from ccr_fast.config.model import (
     EMPTY,
+    ApiKey,
     Config,
     FrozenDict,
     ProviderConfig,
@@ -69,6 +70,8 @@ OWN_KEYS = frozenset(
         "TRUSTED_PROXIES",
         "PATH_PREFIX",
         "UNIX_SOCKET",
+        # named client keys besides APIKEY: ccr_fast.server.auth
+        "APIKEYS",
         # price table overrides for cost metrics: ccr_fast.observe.metrics
         "Pricing",
         # admission control: ccr_fast.admission.AdmissionConfig
@@ -111,6 +114,12 @@ LOG_LEVELS: Mapping[str, str] = {
     "fatal": "error",
 }
 
+#: `APIKEYS[].name`: it appears in metrics labels, Redis keys and logs
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_KEY_ENTRY_KEYS = frozenset({"name", "key"})
+#: a whole value that is an environment reference interpolation left in place (the variable is unset)
+_UNRESOLVED = re.compile(r"\$\{[^}]+\}|\$[A-Z_][A-Z0-9_]*")
+
 _PATH_SEPARATOR = re.compile(r"[.\[]")
 _QUOTED_TOP_KEY = re.compile(r'\[("(?:[^"\\]|\\.)*")\]')
 
@@ -133,11 +142,13 @@ def check(
     lookup = Config(providers=providers).provider
 
     apikey = c.text("APIKEY", raw.get("APIKEY"), secret=True)
-    host = _host(c, raw.get("HOST"), apikey)
+    api_keys = _api_keys(c, raw.get("APIKEYS"), apikey)
+    host = _host(c, raw.get("HOST"), apikey is not None or bool(api_keys))
     config = Config(
         port=_port(c, raw.get("PORT"), env),
         host=host,
         apikey=apikey,
+        api_keys=api_keys,
         log=c.boolean("LOG", raw.get("LOG"), DEFAULTS.log),
         log_level=_log_level(c, raw.get("LOG_LEVEL")),
         api_timeout_ms=c.integer(
@@ -217,9 +228,9 @@ def _port(c: Reader, value: Any, env: Mapping[str, str]) -> int:
     return port
 
 
-def _host(c: Reader, value: Any, apikey: str | None) -> str:
+def _host(c: Reader, value: Any, authenticated: bool) -> str:
     host = c.text("HOST", value) or DEFAULTS.host
-    if apikey is None and not _is_loopback(host):
+    if not authenticated and not _is_loopback(host):
         # CCR's safety rule: never expose an unauthenticated router beyond this machine.
         c.warn(
             "HOST",
@@ -227,6 +238,49 @@ def _host(c: Reader, value: Any, apikey: str | None) -> str:
         )
         return DEFAULTS.host
     return host
+
+
+def _api_keys(c: Reader, value: Any, apikey: str | None) -> tuple[ApiKey, ...]:
+    """`APIKEYS`: `[{name, key}]`, client keys besides `APIKEY` (which goes by the name "default")."""
+    keys: list[ApiKey] = []
+    names: dict[str, str] = {"default": "APIKEY"} if apikey else {}
+    secrets: dict[str, str] = {apikey: "APIKEY"} if apikey else {}
+    for i, entry in enumerate(c.sequence("APIKEYS", value, 'a list of {"name": ..., "key": ...} objects')):
+        path = child("APIKEYS", i)
+        found = c.mapping(path, entry, 'an object such as {"name": "ci-bot", "key": "$CI_KEY"}')
+        if found is None:
+            continue
+        c.unknown_keys(path, found, _KEY_ENTRY_KEYS)
+        name = c.required_text(child(path, "name"), found.get("name"))
+        key = c.required_text(child(path, "key"), found.get("key"), secret=True)
+        if name is not None:
+            if name == "default":
+                c.error(child(path, "name"), '"default" is the name of APIKEY; choose another')
+                name = None
+            elif not _KEY_NAME.fullmatch(name):
+                c.error(
+                    child(path, "name"),
+                    f"expected 1-64 letters, digits, '_', '.', '@' or '-', got {describe(name)}",
+                )
+                name = None
+            elif name in names:
+                c.error(child(path, "name"), f"duplicate key name {describe(name)} (also {names[name]})")
+                name = None
+        if key is not None:
+            if _UNRESOLVED.fullmatch(key):
+                c.error(
+                    child(path, "key"),
+                    f"{key} is an environment variable that is not set; a key cannot be its own placeholder",
+                )
+                key = None
+            elif key in secrets:
+                c.error(child(path, "key"), f"the same key as {secrets[key]}: every key must be different")
+                key = None
+        if name is not None and key is not None:
+            names[name] = path
+            secrets[key] = path
+            keys.append(ApiKey(name, key))
+    return tuple(keys)
 
 
 def _trusted_proxies(c: Reader, value: Any) -> tuple[str, ...]:

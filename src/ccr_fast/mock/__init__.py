@@ -1,8 +1,14 @@
 """A fast mock LLM provider for tests, benchmarks and the demo config.
 
-It speaks OpenAI Chat Completions (``POST /v1/chat/completions``), Anthropic Messages (``POST /v1/messages``,
-``/v1/messages/count_tokens``) and Gemini (``POST /v1beta/models/{model}:generateContent`` and
-``:streamGenerateContent``) on a raw asyncio server, plus ``GET /health``.
+It speaks OpenAI Chat Completions (``POST /v1/chat/completions``), OpenAI Responses (``POST /v1/responses``,
+which also refuses requests OpenAI would refuse, see ``responses_api``), Anthropic Messages
+(``POST /v1/messages``, ``/v1/messages/count_tokens``) and Gemini
+(``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``) on a raw asyncio server, plus
+``GET /health``.
+
+Google's other routes, Gemini's ``:countTokens`` and Vertex AI's Gemini and Claude endpoints with the OAuth
+token endpoint their bearer tokens come from (``POST /token``, driven through ``MockProvider.oauth``), are
+described in ``ccr_fast.mock.vertex``.
 
 Control API, for tests that must see exactly what a proxy sent upstream:
 ``POST /_mock/script`` ``{"replies": [...]}`` queues replies (one per provider request, in order),

@@ -22,6 +22,7 @@ import orjson
 import uvloop
 
 from ccr_fast.mock.dialects import ANTHROPIC, GEMINI, OPENAI
+from ccr_fast.mock.google_oauth import OAuthServer
 from ccr_fast.mock.replies import (
     JSON_TYPE,
     Dialect,
@@ -32,6 +33,8 @@ from ccr_fast.mock.replies import (
     parse_reply,
     respond,
 )
+from ccr_fast.mock.responses_api import responses_route
+from ccr_fast.mock.vertex import GoogleRoutes
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -296,10 +299,12 @@ class _App:
         self.log: deque[tuple[str, str, str, dict[str, str], bytes]] = deque(maxlen=log_size)
         self.stats: dict[str, int] = {}
         self.serial = 0
+        self.google = GoogleRoutes(self._provider)
         self._routes: dict[str, Callable[[Request], Outcome]] = {
             "/v1/chat/completions": lambda request: self._provider(OPENAI, request),
             "/v1/messages": lambda request: self._provider(ANTHROPIC, request),
             "/v1/messages/count_tokens": self._count_tokens,
+            "/v1/responses": responses_route(self._provider),
         }
 
     def handle(self, request: Request) -> Outcome:
@@ -311,6 +316,8 @@ class _App:
         route = self._routes.get(path)
         if route is None and path.startswith(_GEMINI_PREFIXES) and path.endswith(_GEMINI_METHODS):
             route = self._gemini
+        if route is None:
+            route = self.google.route(path)  # Vertex AI, Google's token endpoint, Gemini countTokens
         if route is not None:
             return route(request) if request.method == "POST" else _problem(405, "use POST")
         if path in ("/", "/health"):
@@ -320,6 +327,7 @@ class _App:
         return _problem(404, f"no such endpoint: {path}")
 
     def reset(self) -> None:
+        self.google.reset()
         self.script.clear()
         self.log.clear()
         self.stats.clear()
@@ -572,6 +580,11 @@ class MockProvider:
     def stats(self) -> dict[str, int]:
         """Requests received per path (control endpoints excluded)."""
         return dict(self._app.stats)
+
+    @property
+    def oauth(self) -> OAuthServer:
+        """Google's token endpoint (``POST /token``): trust a key, set the token lifetime, make it fail."""
+        return self._app.google.oauth
 
     def script(self, replies: list[dict[str, Any]]) -> None:
         """Queue replies, consumed one per provider request in order; ValueError on a malformed spec."""

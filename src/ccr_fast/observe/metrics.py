@@ -13,7 +13,9 @@ One ``Metrics`` per worker process, built after the worker attached the shared s
     # both are idempotent, so a ``finally: timer.close()`` after ``finish`` is safe
 
     metrics.rate_limited("rpm")                    # a request refused by a rate limit, by scope
-    metrics.queue_depth(+1) ... metrics.queue_depth(-1)   # this worker's admission queue
+    metrics.key_used("ci-bot")                     # a request authenticated with the API key "ci-bot"
+    metrics.watch_queue(admission.queue_counts)    # the admission queue: (waiting now, ever queued)
+    metrics.queue_depth(+1) ... metrics.queue_depth(-1)   # a queue of the caller's own, per worker
 
     GET /metrics                -> metrics.prometheus()   (serve with prometheus.CONTENT_TYPE)
     GET /api/metrics/realtime   -> metrics.realtime()
@@ -48,8 +50,9 @@ from __future__ import annotations
 import re
 import time
 from bisect import bisect_left
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from types import TracebackType
 from typing import Any, Final, NamedTuple
 
@@ -106,6 +109,8 @@ _STATUS: Final = "status"
 _ERROR: Final = "error"
 _SCENARIO: Final = "scenario"
 _RATE_LIMITED: Final = "rate_limited"
+_API_KEY: Final = "api_key"
+_NO_COUNTS: Final[Mapping[str, int]] = {}
 
 # per-second fields, gauges, and the words of the info block
 _WINDOW_FIELDS: Final = ("requests", "errors", "input_tokens", "output_tokens", "latency_us")
@@ -354,6 +359,10 @@ class Snapshot:
     sessions: tuple[SessionStats, ...]
     series_dropped: int
     table_full: int
+    #: requests that ever waited in the admission queue (every worker, since the server started)
+    queued_total: int = 0
+    #: requests authenticated per API key name
+    api_keys: Mapping[str, int] = dataclass_field(default_factory=lambda: _NO_COUNTS)
 
     def latency_ms(self) -> Histogram:
         """Latency over every route."""
@@ -485,6 +494,7 @@ class Metrics:
         self._cache_limit = 4 * max_series
         self._routes: dict[tuple[str, str], _Route] = {}
         self._counters: dict[tuple[str | int, ...], int] = {}
+        self._queue_source: Callable[[], tuple[int, int]] | None = None
 
     # -- recording (hot path) --
 
@@ -582,11 +592,24 @@ class Metrics:
         """A request was refused by the rate limit ``scope`` (e.g. ``"rpm"``, ``"tpm"``, ``"global"``)."""
         self._bump((_RATE_LIMITED, scope))
 
+    def key_used(self, name: str) -> None:
+        """A request was authenticated with the API key called ``name``."""
+        self._bump((_API_KEY, name))
+
+    def watch_queue(self, source: Callable[[], tuple[int, int]] | None) -> None:
+        """Read the admission queue from ``source()``: (requests waiting now, requests that ever waited),
+        both across workers; it adds to what ``queue_depth`` counted."""
+        self._queue_source = source
+
     def queue_depth(self, delta: int) -> None:
         """Requests entering (+1) or leaving (-1) this worker's admission queue."""
         if not self._gauges.bound:
             self._bind_gauges()
         self._gauges.add(_G_QUEUE, delta)
+
+    def priced(self, provider: str, model: str) -> bool:
+        """Whether requests to ``provider``/``model`` have a price (and so a cost)."""
+        return self._pricing.lookup(provider, model) is not None
 
     def set_pricing(self, pricing: Mapping[str, Mapping[str, Any]] | Pricing | None) -> None:
         """New prices (config reload); they apply to requests recorded from now on."""
@@ -635,6 +658,7 @@ class Metrics:
         errors: list[ErrorCount] = []
         scenarios: dict[str, int] = {}
         limited: dict[str, int] = {}
+        keys: dict[str, int] = {}
         for series in self._registry.series():
             kind, labels, offsets = series.labels[0], series.labels[1:], series.offsets
             if kind == _ROUTE and len(labels) == 2 and len(offsets) == _ROUTE_WORDS:
@@ -650,6 +674,8 @@ class Metrics:
                     scenarios[labels[0]] = value
                 elif kind == _RATE_LIMITED and len(labels) == 1:
                     limited[labels[0]] = value
+                elif kind == _API_KEY and len(labels) == 1:
+                    keys[labels[0]] = value
         failed: dict[tuple[str, str], int] = {}
         for error in errors:
             failed[(error.provider, error.model)] = failed.get((error.provider, error.model), 0) + error.count
@@ -658,6 +684,11 @@ class Metrics:
             for (provider, model), words in sorted(route_words.items())
         )
         active, streams, queued = self._gauges.totals(self._state.worker_slots())
+        queued = max(queued, 0)
+        queued_total = 0
+        if self._queue_source is not None:
+            waiting, queued_total = self._queue_source()
+            queued += waiting
         minute, recent = self._window.sums_many((_MINUTE_S, _RECENT_S), now_s)
         return Snapshot(
             taken_ms=now_ms,
@@ -670,12 +701,14 @@ class Metrics:
             rate_limited=dict(sorted(limited.items())),
             active_requests=max(active, 0),
             active_streams=max(streams, 0),
-            queue_depth=max(queued, 0),
+            queue_depth=queued,
             minute=WindowStats(_MINUTE_S, **dict(zip(_WINDOW_FIELDS, minute, strict=True))),
             recent=WindowStats(_RECENT_S, **dict(zip(_WINDOW_FIELDS, recent, strict=True))),
             sessions=self._session_stats(names, now_ms),
             series_dropped=self._registry.dropped,
             table_full=self._state.table.full_count,
+            queued_total=queued_total,
+            api_keys=dict(sorted(keys.items())),
         )
 
     def _session_stats(self, routes: Mapping[int, tuple[str, str]], now_ms: int) -> tuple[SessionStats, ...]:

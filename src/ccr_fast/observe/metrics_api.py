@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SESSION_LIMIT",
     "TOP_PROVIDERS",
+    "percentiles",
+    "provider_entry",
     "providers",
     "realtime",
     "sessions",
@@ -45,7 +47,8 @@ def _round(value: float, digits: int = 2) -> float:
     return round(value, digits) if math.isfinite(value) else 0.0
 
 
-def _percentiles(histogram: Histogram) -> dict[str, float]:
+def percentiles(histogram: Histogram) -> dict[str, float]:
+    """p50, p95, p99 and p999 in the histogram's unit, estimated as ``histogram_quantile`` does."""
     return {
         name: _round(histogram.quantile(q))
         for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
@@ -74,18 +77,20 @@ def realtime(snapshot: Snapshot) -> dict[str, Any]:
         "outputTokensPerMinute": minute.output_tokens,
         "totalInputTokens": sum(r.input_tokens for r in routes),
         "totalOutputTokens": sum(r.output_tokens for r in routes),
-        "latencyPercentiles": _percentiles(snapshot.latency_ms()),
+        "latencyPercentiles": percentiles(snapshot.latency_ms()),
         "statusCodeDistribution": classes,
         "activeRequests": snapshot.active_requests,
         "activeStreams": snapshot.active_streams,
         "queueDepth": snapshot.queue_depth,
+        "queuedTotal": snapshot.queued_total,
         "rateLimited": sum(snapshot.rate_limited.values()),
         "totalCost": _round(sum(r.cost_usd for r in routes), 6),
         "timestamp": snapshot.taken_ms,
     }
 
 
-def _provider(route: RouteStats) -> dict[str, Any]:
+def provider_entry(route: RouteStats) -> dict[str, Any]:
+    """One provider and model, as ``/api/metrics/providers`` lists it."""
     requests = route.requests
     tokens = route.input_tokens + route.output_tokens
     return {
@@ -105,14 +110,14 @@ def _provider(route: RouteStats) -> dict[str, Any]:
         "streamRequests": route.stream_requests,
         "averageTtft": _round(route.ttft_ms.mean()),
         "averageOverheadUs": _round(route.overhead_us.mean()),
-        "latencyPercentiles": _percentiles(route.latency_ms),
+        "latencyPercentiles": percentiles(route.latency_ms),
         "priced": route.priced,
     }
 
 
 def providers(snapshot: Snapshot) -> list[dict[str, Any]]:
     """``/api/metrics/providers``: one entry per provider and model, by provider then model."""
-    return [_provider(route) for route in snapshot.routes]
+    return [provider_entry(route) for route in snapshot.routes]
 
 
 def sessions(snapshot: Snapshot, limit: int = SESSION_LIMIT) -> list[dict[str, Any]]:
@@ -146,7 +151,7 @@ def summary(snapshot: Snapshot) -> dict[str, Any]:
         "totalTokens": input_total + output_total,
         "totalCost": cost,
         "providerCount": len(routes),
-        "topProviders": [_provider(route) for route in by_requests[:TOP_PROVIDERS]],
+        "topProviders": [provider_entry(route) for route in by_requests[:TOP_PROVIDERS]],
         "activeSessions": len(snapshot.sessions),
         "uptime": _round(max(snapshot.taken_ms - snapshot.started_ms, 0) / 1000, 3),
         "tokenAnalytics": {

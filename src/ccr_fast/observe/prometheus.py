@@ -174,6 +174,12 @@ def render(snapshot: Snapshot) -> bytes:
         "Requests refused by a rate limit, by scope",
         ((_labels(("scope", scope)), count) for scope, count in snapshot.rate_limited.items()),
     )
+    out.labelled(
+        "ccr_api_key_requests_total",
+        "counter",
+        "Requests authenticated, by API key name",
+        ((_labels(("key", name)), count) for name, count in snapshot.api_keys.items()),
+    )
 
     # tokens and cost
     for field, what in (
@@ -224,6 +230,12 @@ def render(snapshot: Snapshot) -> bytes:
     out.single("ccr_active_requests", "gauge", "Requests in flight", snapshot.active_requests)
     out.single("ccr_active_streams", "gauge", "Streamed responses in flight", snapshot.active_streams)
     out.single("ccr_queue_depth", "gauge", "Requests waiting in admission queues", snapshot.queue_depth)
+    out.single(
+        "ccr_queued_requests_total",
+        "counter",
+        "Requests that waited in an admission queue",
+        snapshot.queued_total,
+    )
     out.single(
         "ccr_active_sessions", "gauge", "Sessions active in the session window", len(snapshot.sessions)
     )

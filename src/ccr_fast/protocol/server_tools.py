@@ -214,6 +214,8 @@ def search_mode(endpoint: str, dialect: OpenAIDialect, model: str) -> SearchMode
         return "anthropic"
     if endpoint == "gemini":
         return "gemini"
+    if endpoint == "openai-responses":
+        return None  # the Responses translator sends no built-in tools
     return openai_search_mode(dialect, model)
 
 

@@ -238,10 +238,10 @@ def probe_request(endpoint: str, url: str, headers: Mapping[str, str]) -> ProbeR
     ``endpoint`` is the upstream's API family (``"anthropic"``, ``"openai"``, ``"gemini"``) and ``url``
     the endpoint URL the provider is configured with; ``headers`` are the deployment's static headers
     (they carry its key, which is what a key-pool probe must test). Listing models costs no tokens on any
-    provider: ``/v1/messages`` becomes ``/v1/models``, ``/chat/completions`` becomes ``/models``, and a
-    Gemini ``/models/<m>:generateContent`` becomes ``/models``. An endpoint of unknown shape is probed
-    with a GET on the URL itself, which a live server answers with 404 or 405. The query string is kept:
-    some providers take the key there.
+    provider: ``/v1/messages`` becomes ``/v1/models``, ``/chat/completions`` and ``/responses`` become
+    ``/models``, and a Gemini ``/models/<m>:generateContent`` becomes ``/models``. An endpoint of unknown
+    shape is probed with a GET on the URL itself, which a live server answers with 404 or 405. The query
+    string is kept: some providers take the key there.
     """
     base, mark, query = url.partition("?")
     probe = base
@@ -249,6 +249,8 @@ def probe_request(endpoint: str, url: str, headers: Mapping[str, str]) -> ProbeR
         probe = base[: -len("/messages")] + "/models"
     elif endpoint == "openai" and base.endswith("/chat/completions"):
         probe = base[: -len("/chat/completions")] + "/models"
+    elif endpoint == "openai-responses" and base.endswith("/responses"):
+        probe = base[: -len("/responses")] + "/models"
     elif endpoint == "gemini":
         probe = _GEMINI_CALL.sub("/models", base)
     sent = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}

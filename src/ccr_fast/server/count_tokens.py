@@ -8,18 +8,22 @@ model that will answer.  The provider's ``tokenizer`` setting (CCR v2's shape) t
       models: { "gemini-2.5-pro": { type: "api" } },             // per model, wins over default
     }
 
-* ``tiktoken`` (also the default without a setting): the local counter, cl100k_base over the texts CCR counts
-  (``ccr_fast.tokens``).  Its data ships with the package, nothing is downloaded, and fragment counts are
-  cached, so it also serves routing on every request.  It runs on a worker thread when much text is new, so
-  the dozen calls Claude Code's ``/context`` fires at once do not stall the streams on the event loop.
+* no setting, or ``tiktoken``: the local counter over the texts CCR counts (``ccr_fast.tokens``), with the
+  model's own encoding when it is bundled: o200k_base for OpenAI's current models (gpt-4o, gpt-4.1, gpt-5,
+  o-series), cl100k_base (CCR's) for everything else; ``encoding`` picks one.  The data ships with the
+  package, nothing is downloaded, each encoding is loaded the first time a model needs it, and fragment
+  counts are cached.  Large new text is counted on a worker thread, so the dozen calls Claude Code's
+  ``/context`` fires at once do not stall the streams on the event loop.
+* ``huggingface``: Qwen's and DeepSeek-V3's tokenizers are bundled (``model``: the Hugging Face id); any
+  other model's ``tokenizer.json`` is read from ``path`` (with the optional ``tokenizers`` package).
 * ``api``: the upstream's own counter: Anthropic's ``/v1/messages/count_tokens`` (next to the provider's
   ``/v1/messages`` URL, same key and headers) or Gemini's ``:countTokens`` (the request translated as for
   ``generateContent``, so system prompt and tools count).  Exact, but one upstream call per count.  When it
   fails, or the provider has no counter (OpenAI-compatible APIs), the local count answers and the reason is
   logged.
-* ``huggingface``, or a tiktoken ``encoding`` other than ``cl100k_base``: these would need tokenizer files
-  downloaded at run time, which ccr-fast never does; the local cl100k count answers instead and a warning
-  is logged once.  docs/providers.md says how far cl100k is from each provider's own tokenizer.
+* A setting that cannot be followed (an encoding or model whose tokenizer is not bundled, a missing file)
+  counts with the model's default encoding, and a warning is logged once.  ``ccr_fast.tokens.choice`` reads
+  the setting; docs/providers.md says how close each local count is to the provider's own tokenizer.
 
 A request that cannot be routed (no ``Router.default``, an unknown provider in ``provider,model``) is still
 counted locally: a token count needs no upstream, and Claude Code shows a failed count as an error.
@@ -28,9 +32,7 @@ counted locally: a token count needs no upstream, and Claude Code shows a failed
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -39,7 +41,9 @@ from ccr_fast.protocol.errors import GatewayError
 from ccr_fast.protocol.gemini_request import anthropic_to_gemini, gemini_url
 from ccr_fast.server.http import Request, Response, json_response
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
-from ccr_fast.tokens import count_tokens_async
+from ccr_fast.tokens import count_tokens_async, counter_for
+from ccr_fast.tokens.choice import TokenizerChoice, local_counter, tokenizer_choice
+from ccr_fast.transformers.vertex import count_tokens_request as vertex_count_request
 from ccr_fast.upstream.transport import UpstreamError, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -51,52 +55,12 @@ __all__ = ["TokenizerChoice", "anthropic_count_url", "handle_count_tokens", "tok
 
 log = logging.getLogger("ccr_fast.count_tokens")
 
-#: the encoding whose data ships with ccr-fast (src/ccr_fast/tokens/data)
-BUNDLED_ENCODING: Final = "cl100k_base"
 #: an upstream count that takes longer than this is abandoned for the local count: ``/context`` waits on it
 UPSTREAM_COUNT_TIMEOUT_S: Final = 10.0
 #: client headers an Anthropic upstream needs to see (auth is replaced by the provider's key)
 _FORWARD_TO_ANTHROPIC: Final = ("anthropic-version", "anthropic-beta")
 #: notes already logged, so a misconfigured provider warns once, not once per request
 _noted: set[str] = set()
-
-
-@dataclass(frozen=True, slots=True)
-class TokenizerChoice:
-    """How one provider/model's tokens are counted."""
-
-    #: "api": the upstream's own counter; "local": the bundled cl100k counter
-    kind: Literal["api", "local"] = "local"
-    #: why a configured tokenizer is answered by the local counter instead (logged once)
-    note: str | None = None
-
-
-def tokenizer_choice(provider: ProviderConfig, model: str) -> TokenizerChoice:
-    """The counter the provider's ``tokenizer`` setting asks for ``model`` (per-model entry, else default)."""
-    settings = provider.tokenizer
-    models = settings.get("models")
-    chosen = models.get(model) if isinstance(models, Mapping) else None
-    if not isinstance(chosen, Mapping):
-        chosen = settings.get("default")
-    if not isinstance(chosen, Mapping):
-        return TokenizerChoice()
-    kind = chosen.get("type", "tiktoken")
-    where = f"provider '{provider.name}', model '{model}'"
-    if kind == "api":
-        return TokenizerChoice("api")
-    if kind == "tiktoken":
-        encoding = chosen.get("encoding", BUNDLED_ENCODING)
-        if encoding == BUNDLED_ENCODING:
-            return TokenizerChoice()
-        return TokenizerChoice(
-            note=f"{where}: tiktoken encoding {encoding!r} is not bundled; counting with {BUNDLED_ENCODING}"
-        )
-    if kind == "huggingface":
-        return TokenizerChoice(
-            note=f"{where}: huggingface tokenizers are not bundled (they would be downloaded at run time); "
-            f"counting with {BUNDLED_ENCODING}"
-        )
-    return TokenizerChoice(note=f"{where}: unknown tokenizer type {kind!r}; counting with {BUNDLED_ENCODING}")
 
 
 def anthropic_count_url(messages_url: str) -> str:
@@ -129,9 +93,23 @@ async def handle_count_tokens(gw: Gateway, req: Request) -> Response:
         counted = await _upstream_count(gw, req, body, provider, decision.model)
         if counted is not None:
             return json_response({"input_tokens": counted})
-    if decision.token_count is not None:  # routing already counted this body locally
+    if decision.token_count is not None and choice.counts_like_routing:  # routing already counted it
         return json_response({"input_tokens": decision.token_count})
-    return json_response({"input_tokens": await count_tokens_async(body)})
+    return json_response({"input_tokens": await _local_count(req, body, choice)})
+
+
+async def _local_count(req: Request, body: dict[str, Any], choice: TokenizerChoice) -> int:
+    """``choice``'s local count; a ``tokenizer.json`` that cannot be read falls back to the encoding."""
+    try:
+        return await local_counter(choice).count_async(body)
+    except ValueError as exc:
+        if choice.path is None:
+            raise
+        note = f"{exc}; counting with {choice.encoding}"
+        if note not in _noted:
+            _noted.add(note)
+            log.warning("%s tokenizer setting: %s", req.request_id, note)
+        return await counter_for(choice.encoding).count_async(body)
 
 
 async def _upstream_count(
@@ -165,6 +143,8 @@ async def _upstream_count(
         proxy=gw.config.proxy_url,
     )
     try:
+        if plan.auth is not None:  # Vertex AI's access token (an UpstreamError when there is none)
+            await plan.auth.authorize(upstream, gw.transport)
         resp = await gw.transport.send(upstream)
         try:
             raw = await resp.read()
@@ -187,12 +167,16 @@ async def _upstream_count(
 
 
 def _anthropic_request(body: dict[str, Any], plan: Plan, model: str) -> tuple[str, bytes, str]:
+    if plan.platform is not None:
+        return vertex_count_request(body, plan, model)
     return anthropic_count_url(plan.url), orjson.dumps({**body, "model": model}), "input_tokens"
 
 
 def _gemini_request(body: dict[str, Any], plan: Plan, model: str) -> tuple[str, bytes, str]:
     """``:countTokens`` with a whole ``generateContentRequest``: a bare ``contents`` would leave out the
     system instruction and the tools, which are most of a Claude Code request."""
+    if plan.platform is not None:
+        return vertex_count_request(body, plan, model)
     url = gemini_url(plan.url, model, stream=False).removesuffix(":generateContent") + ":countTokens"
     request = {"model": "models/" + model.removeprefix("models/"), **anthropic_to_gemini(body, model=model)}
     return url, orjson.dumps({"generateContentRequest": request}), "totalTokens"

@@ -17,7 +17,11 @@ from ccr_fast.protocol.gemini_response import gemini_to_anthropic
 from ccr_fast.protocol.gemini_stream import GeminiStreamTranslator
 from ccr_fast.protocol.openai_request import anthropic_to_openai
 from ccr_fast.protocol.openai_response import openai_to_anthropic
+from ccr_fast.protocol.openai_responses_request import anthropic_to_responses, unsupported_fields
+from ccr_fast.protocol.openai_responses_response import responses_to_anthropic
+from ccr_fast.protocol.openai_responses_stream import ResponsesStreamTranslator
 from ccr_fast.protocol.openai_stream import OpenAIStreamTranslator
+from ccr_fast.protocol.server_tools import server_tool_warning
 from ccr_fast.transformers import Plan
 
 
@@ -85,4 +89,42 @@ class GeminiNative:
         return GeminiStreamTranslator(model=model, message_id=new_message_id(), input_tokens=input_tokens)
 
 
-DIALECTS: dict[str, Dialect] = {"openai": OpenAIChat(), "gemini": GeminiNative()}
+class OpenAIResponses:
+    """OpenAI's Responses API (``POST /v1/responses``), streamed or not."""
+
+    def encode(
+        self, body: dict[str, Any], plan: Plan, model: str, stream: bool
+    ) -> tuple[str, dict[str, str], bytes]:
+        out = anthropic_to_responses(body, model=model, dialect=plan.dialect)
+        for hook in plan.upstream_hooks:
+            hook(out)
+        return plan.url, {}, orjson.dumps(out)
+
+    def decode(self, data: Mapping[str, Any], model: str) -> dict[str, Any]:
+        return responses_to_anthropic(data, model=model)
+
+    def translator(self, model: str, input_tokens: int) -> StreamTranslator:
+        return ResponsesStreamTranslator(model=model, message_id=new_message_id(), input_tokens=input_tokens)
+
+
+DIALECTS: dict[str, Dialect] = {
+    "openai": OpenAIChat(),
+    "gemini": GeminiNative(),
+    "openai-responses": OpenAIResponses(),
+}
+
+
+def request_warning(body: Mapping[str, Any], plan: Plan, model: str) -> str | None:
+    """The ``x-ccr-warning`` value for what of ``body`` the upstream did not get (None: it got everything)."""
+    notes: list[str] = []
+    if body.get("tools"):
+        tools = server_tool_warning(body, endpoint=plan.endpoint, dialect=plan.dialect, model=model)
+        if tools:
+            notes.append(tools)
+    if plan.endpoint == "openai-responses":
+        fields = unsupported_fields(body)
+        if fields:
+            note = f"parameters not supported by model {model!r} and left out: {', '.join(fields)}"
+            # header values must be ASCII; model names almost always are
+            notes.append(note.encode("ascii", "backslashreplace").decode())
+    return "; ".join(notes) or None

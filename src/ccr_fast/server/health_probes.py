@@ -64,6 +64,8 @@ async def probe(gw: Gateway, d: Deployment, timeout: float) -> bool:
     )
     status: int | None
     try:
+        if plan.auth is not None:  # Vertex AI's access token (an UpstreamError when there is none)
+            await plan.auth.authorize(upstream, gw.transport)
         resp = await gw.transport.send(upstream)
     except UpstreamError:
         status = None

@@ -29,6 +29,8 @@ class Request:
     body: bytes
     client: str
     request_id: str
+    #: the name of the API key the client authenticated with (None without keys configured)
+    key: str | None = None
 
 
 @dataclass(slots=True)

@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ccr_fast.admission import NOOP_TICKET, AdmissionContext, Ticket
+from ccr_fast.admission import NOOP_TICKET, AdmissionContext, AdmissionController, Ticket
 from ccr_fast.observe.metrics import RequestTimer
 from ccr_fast.protocol.anthropic_events import message_to_events
 from ccr_fast.protocol.anthropic_stream import AnthropicUsagePeek, usage_from_message
 from ccr_fast.protocol.errors import GatewayError, error_event, from_upstream
-from ccr_fast.protocol.server_tools import WARNING_HEADER, server_tool_warning
+from ccr_fast.protocol.server_tools import WARNING_HEADER
 from ccr_fast.resilience import CANCELLED, NETWORK, TIMEOUT, AttemptPlan, AttemptResult
 from ccr_fast.routing import session_id
-from ccr_fast.server.dialects import DIALECTS, StreamTranslator
+from ccr_fast.server.dialects import DIALECTS, StreamTranslator, request_warning
 from ccr_fast.server.http import CLIENT_CLOSED, JSON_HEADERS, SSE_HEADERS, Request, Response
 from ccr_fast.server.validate import parse_json_body, validate_messages_body
+from ccr_fast.upstream.auth import UpstreamAuthError
 from ccr_fast.upstream.transport import (
     UpstreamConnectError,
     UpstreamError,
@@ -68,18 +68,19 @@ async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: flo
     decision: RouteDecision | None = None
     ticket = NOOP_TICKET
     try:
-        if gw.global_limiter is not None:
-            await _global_limit(gw)
         admission = gw.admission
         admit: AdmissionContext | None = None
         if admission is not None:
             admit = AdmissionContext(
                 req.client,
                 session_id(body, req.headers),
-                "default" if gw.auth is not None else None,
+                req.key,
                 priority=req.headers.get(gw.priority_header),
             )
-            _admitted(gw, admission.check_client, admit, "client")  # 403 / 429 before any work
+            if admission.remote:  # State.backend "redis": the same limits, shared by every machine
+                await _admitted_remote(gw, admission, admit)
+            else:
+                _admitted(gw, admission.check_client, admit, "client")  # 403 / 429 before any work
         decision = await gw.router.route(body, req.headers, body_size=len(req.body))
         route = f"{decision.provider},{decision.model}"
         if admission is not None and admit is not None:
@@ -111,17 +112,13 @@ async def dispatch(gw: Gateway, req: Request, body: dict[str, Any], started: flo
         raise
 
 
-async def _global_limit(gw: Gateway) -> None:
-    """The global limit shared by every machine through Redis (fail-open or fail-closed when it is down)."""
-    assert gw.global_limiter is not None
-    for i, rate in enumerate(gw.global_rates):
-        decision = await gw.global_limiter.allow(f"global/{i}", rate.per_second, rate.burst)
-        if not decision.allowed:
-            gw.metrics.rate_limited("global")
-            wait = max(1, math.ceil(decision.retry_after))
-            raise GatewayError(
-                429, "rate limit exceeded: RateLimit.global", "rate_limit_error", {"retry-after": str(wait)}
-            )
+async def _admitted_remote(gw: Gateway, admission: AdmissionController, ctx: AdmissionContext) -> None:
+    try:
+        await admission.check_client_remote(ctx)
+    except GatewayError as err:
+        if err.status == 429:
+            gw.metrics.rate_limited("client")
+        raise
 
 
 def _admitted(
@@ -183,7 +180,7 @@ async def _attempt(
                 timer.upstream_wait(time.monotonic() - sent_at)
         except _SendFailed as failed:
             last_error = failed.error
-            result = AttemptResult(error=failed.kind, message=failed.error.message)
+            result = AttemptResult(status=failed.status, error=failed.kind, message=failed.error.message)
         else:
             ahead: _ReadAhead | None = None
             if (
@@ -219,12 +216,9 @@ async def _attempt(
                     ctx.failure = TIMEOUT if ahead.failure.error_type == "timeout_error" else NETWORK
                 ctx.attempts, ctx.ttft, ctx.ticket, ctx.timer = attempts, ttft, ticket, timer
                 response = await _respond(ctx, resp)
-                if body.get("tools"):
-                    warning = server_tool_warning(
-                        body, endpoint=plan.endpoint, dialect=plan.dialect, model=dep.model
-                    )
-                    if warning:
-                        response.headers.append((WARNING_HEADER, warning))
+                warning = request_warning(body, plan, dep.model)
+                if warning:
+                    response.headers.append((WARNING_HEADER, warning))
                 return response
             try:
                 raw = await resp.read()
@@ -277,14 +271,15 @@ def _build_upstream_request(
         hook(body)
     headers = dict(plan.headers)
     if plan.endpoint == "anthropic":
-        body["model"] = model
+        if plan.platform is None:  # Vertex AI names the model in the URL
+            body["model"] = model
         for name in _FORWARD_TO_ANTHROPIC:
             v = req.headers.get(name)
             if v:
                 headers[name] = v
         headers.setdefault("anthropic-version", "2023-06-01")
         payload = orjson.dumps(body)
-        url = plan.url
+        url = plan.stream_url if stream and plan.stream_url else plan.url
     else:
         url, extra, payload = DIALECTS[plan.endpoint].encode(body, plan, model, stream)
         headers.update(extra)
@@ -303,13 +298,20 @@ def _build_upstream_request(
 
 
 class _SendFailed(Exception):
-    def __init__(self, error: GatewayError, kind: str) -> None:
+    def __init__(self, error: GatewayError, kind: str, status: int | None = None) -> None:
         super().__init__(error.message)
         self.error = error
         self.kind = kind
+        self.status = status
 
 
 async def _send(gw: Gateway, upstream_req: UpstreamRequest, plan: Plan) -> UpstreamResponse:
+    if plan.auth is not None:  # a credential that expires (Vertex AI); static keys are in plan.headers
+        try:
+            await plan.auth.authorize(upstream_req, gw.transport)
+        except UpstreamAuthError as exc:
+            status, kind = exc.attempt
+            raise _SendFailed(exc.gateway_error(plan.provider), kind, status) from None
     try:
         return await gw.transport.send(upstream_req)
     except UpstreamTimeout as exc:
@@ -407,7 +409,7 @@ class _Exchange:
             )
         if access.isEnabledFor(logging.INFO):
             access.info(
-                "%s %s %s %s %d %s,%s scenario=%s stream=%s in=%d out=%d %.1fms",
+                "%s %s %s %s %d %s,%s scenario=%s stream=%s key=%s in=%d out=%d %.1fms",
                 self.req.request_id,
                 self.req.client or "-",
                 self.req.method,
@@ -417,6 +419,7 @@ class _Exchange:
                 self.plan.model,
                 self.decision.scenario,
                 self.stream,
+                self.req.key or "-",
                 total_in,
                 usage.get("output_tokens", 0),
                 (time.perf_counter() - self.started) * 1000,

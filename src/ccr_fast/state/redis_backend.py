@@ -33,7 +33,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple, TypeVar
@@ -48,18 +48,20 @@ from ccr_fast.config.errors import ConfigError, Problem
 from ccr_fast.config.reader import child, describe
 from ccr_fast.config.redact import redact_text
 from ccr_fast.state.gcra import Decision
-from ccr_fast.state.redis_scripts import CHARGE, TAKE
+from ccr_fast.state.redis_scripts import ADJUST, CHARGE, TAKE, TAKE_MANY
 from ccr_fast.state.shared import SharedState
 from ccr_fast.state.table import Key, TableFull
 
 __all__ = [
     "CLOSED_RETRY_AFTER_S",
     "FAIL_MODES",
+    "Bucket",
     "FailMode",
     "Grant",
     "LeasedLimiter",
     "RedisBackend",
     "RedisSettings",
+    "Taken",
     "from_config",
 ]
 
@@ -87,6 +89,32 @@ class Grant(NamedTuple):
     retry_after: float
 
 
+class Bucket(NamedTuple):
+    """One limit a request must pass, for ``take_many``: a GCRA bucket and the units asked of it."""
+
+    #: the limit's key (the backend puts its prefix in front)
+    key: bytes
+    #: microseconds per unit (1e6 / rate per second)
+    interval_us: float
+    #: room for ``burst`` units: ``burst * interval_us``
+    limit_us: float
+    #: units the request needs (0: only asks whether the bucket is overdrawn)
+    need: int
+    #: units to take if they fit (a lease), at least ``need``
+    want: int
+
+
+class Taken(NamedTuple):
+    """What ``take_many`` got: units per bucket, or which bucket refused and how long it needs."""
+
+    #: units taken from each bucket, in the order asked; empty when refused
+    granted: tuple[int, ...]
+    #: index of the refusing bucket (the one with the longest wait); -1 when granted
+    refused: int = -1
+    #: seconds until the refusing bucket has room; 0.0 when granted
+    retry_after: float = 0.0
+
+
 def _key_bytes(key: Key) -> bytes:
     return key.encode() if isinstance(key, str) else key
 
@@ -110,6 +138,7 @@ class RedisBackend:
     """Limits, counters and gauges in one Redis, shared by every machine configured with the same prefix."""
 
     __slots__ = (
+        "_adjust",
         "_charge",
         "_counters_key",
         "_down_since",
@@ -118,12 +147,14 @@ class RedisBackend:
         "_gauges_key",
         "_last_log",
         "_log_interval_s",
+        "_prefix",
         "_probing",
         "_rate_prefix",
         "_redis",
         "_retry_at",
         "_retry_interval_s",
         "_take",
+        "_take_many",
         "_timeout_s",
         "_unreported",
         "_url",
@@ -158,8 +189,11 @@ class RedisBackend:
         )
         self._redis = redis.asyncio.Redis.from_pool(pool)
         self._take = self._redis.register_script(TAKE)
+        self._take_many = self._redis.register_script(TAKE_MANY)
         self._charge = self._redis.register_script(CHARGE)
+        self._adjust = self._redis.register_script(ADJUST)
         self._url = url
+        self._prefix = prefix
         self._rate_prefix = f"{prefix}:rl:".encode()
         self._counters_key = f"{prefix}:counters"
         self._gauges_key = f"{prefix}:gauges"
@@ -186,6 +220,16 @@ class RedisBackend:
     @property
     def fail_mode(self) -> FailMode:
         return self._fail_mode
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix: every key this backend writes starts with it and a colon."""
+        return self._prefix
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The redis-py client (its connection pool); run calls through ``run`` for the fail mode."""
+        return self._redis
 
     @property
     def healthy(self) -> bool:
@@ -228,6 +272,63 @@ class RedisBackend:
         keys = [self._rate_prefix + _key_bytes(key)]
         args = [_interval_us(rate_per_s), units]
         await self._run(lambda: self._charge(keys=keys, args=args))
+
+    async def take_many(self, buckets: Sequence[Bucket]) -> Taken | None:
+        """Take from every bucket or from none, atomically, in one round trip (``TAKE_MANY``).
+
+        Each bucket gives between its ``need`` and ``want`` units when every bucket has room for its
+        ``need``; otherwise nothing is taken and the answer names the bucket needing the longest wait.
+        None when Redis did not answer: the caller applies the fail mode (it knows what it asked for).
+        """
+        if not buckets:
+            return Taken(())
+        keys: list[bytes] = []
+        args: list[float | int] = []
+        prefix = self._rate_prefix
+        for bucket in buckets:
+            if not 0 <= bucket.need <= bucket.want or bucket.interval_us <= 0:
+                raise ValueError(f"bad bucket {bucket!r}: need 0 <= need <= want and a positive interval")
+            keys.append(prefix + bucket.key)
+            args.extend((bucket.interval_us, bucket.limit_us, bucket.need, bucket.want))
+        reply = await self._run(lambda: self._take_many(keys=keys, args=args))
+        if reply is None:
+            return None
+        if int(reply[0]) == 1:
+            return Taken(tuple(int(units) for units in reply[1:]))
+        return Taken((), int(reply[1]) - 1, int(reply[2]) / 1e6)
+
+    async def adjust(self, changes: Sequence[tuple[bytes, float, int]]) -> bool:
+        """Settle many buckets in one round trip (``ADJUST``): ``(key, interval_us, units)`` each, positive
+        units booked as used (a charge), negative ones given back (an unused reservation).
+
+        False when Redis did not answer: the settlements are dropped, as ``charge`` drops its charge.
+        """
+        if not changes:
+            return True
+        keys = [self._rate_prefix + key for key, _, _ in changes]
+        args: list[float | int] = []
+        for _, interval_us, units in changes:
+            args.extend((interval_us, units))
+        return await self._run(lambda: self._adjust(keys=keys, args=args)) is not None
+
+    async def warm_up(self, *scripts: str, timeout_s: float = 5.0) -> bool:
+        """Connect and load the scripts (this backend's and ``scripts``) before a request needs them.
+
+        A cold first call pays for the connection and a script load, which can take longer than a tight
+        ``timeout_ms`` and so be answered by the fail mode; a worker calls this as it starts.  Under its
+        own, longer timeout; False when Redis did not answer (calls then handle the outage as usual).
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                for text in (TAKE, TAKE_MANY, CHARGE, ADJUST, *scripts):
+                    await self._redis.script_load(text)
+        except _FAILURES:
+            return False
+        return True
+
+    async def run(self, operation: Callable[[], Awaitable[T]]) -> T | None:
+        """Run one Redis operation under the timeout and the outage handling; None when not answered."""
+        return await self._run(operation)
 
     async def incr_counters(self, counts: Mapping[str, int]) -> None:
         """Add to monotonic counters shared by every machine, in one pipelined round trip."""
@@ -474,7 +575,7 @@ class LeasedLimiter:
 
 # -- config -------------------------------------------------------------------------------------------
 
-_REDIS_KEYS: Final = frozenset({"url", "prefix", "failMode", "timeoutMs", "leaseSize"})
+_REDIS_KEYS: Final = frozenset({"url", "prefix", "failMode", "timeoutMs", "leaseSize", "metricsIntervalMs"})
 _BACKENDS: Final = ("shm", "redis")
 _SCHEMES: Final = ("redis", "rediss", "unix")
 _PREFIX: Final = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -491,6 +592,8 @@ class RedisSettings:
     timeout_ms: int = 50
     #: units a machine takes from Redis at once (``LeasedLimiter``); 1 is exact
     lease_size: int = 1
+    #: how often a machine adds its metrics to the cluster totals in Redis
+    metrics_interval_ms: int = 1000
 
 
 def from_config(
@@ -558,7 +661,22 @@ def _read_redis(
     lease = _read_int(
         section.get("leaseSize"), child(path, "leaseSize"), defaults.lease_size, 1_000_000, errors
     )
-    return RedisSettings(url=url, prefix=prefix, fail_mode=fail_mode, timeout_ms=timeout_ms, lease_size=lease)
+    interval = _read_int(
+        section.get("metricsIntervalMs"),
+        child(path, "metricsIntervalMs"),
+        defaults.metrics_interval_ms,
+        60_000,
+        errors,
+        low=100,
+    )
+    return RedisSettings(
+        url=url,
+        prefix=prefix,
+        fail_mode=fail_mode,
+        timeout_ms=timeout_ms,
+        lease_size=lease,
+        metrics_interval_ms=interval,
+    )
 
 
 def _read_url(value: object, path: str, needed: bool, errors: list[Problem]) -> str:
@@ -583,8 +701,10 @@ def _read_url(value: object, path: str, needed: bool, errors: list[Problem]) -> 
     return value
 
 
-def _read_int(value: object, path: str, default: int, high: int, errors: list[Problem]) -> int:
-    """An integer in ``[1, high]``; digit strings count (environment interpolation yields strings)."""
+def _read_int(
+    value: object, path: str, default: int, high: int, errors: list[Problem], *, low: int = 1
+) -> int:
+    """An integer in ``[low, high]``; digit strings count (environment interpolation yields strings)."""
     if value is None:
         return default
     number: int | None = None
@@ -592,7 +712,7 @@ def _read_int(value: object, path: str, default: int, high: int, errors: list[Pr
         number = value
     elif isinstance(value, str) and _DIGITS.fullmatch(value):
         number = int(value)
-    if number is None or not 1 <= number <= high:
-        errors.append(Problem(path, f"expected an integer 1-{high}, got {describe(value)}"))
+    if number is None or not low <= number <= high:
+        errors.append(Problem(path, f"expected an integer {low}-{high}, got {describe(value)}"))
         return default
     return number

@@ -1,10 +1,11 @@
-"""Offline cl100k token counting for Anthropic request bodies, with a fragment cache.
+"""Offline token counting for Anthropic request bodies, with a fragment cache.
 
 Routing needs a token count on every request (the ``longContext`` rule), the way CCR computes it:
 cl100k_base over the system text, message text, ``tool_use`` input JSON, ``tool_result`` content,
 thinking text and tools (name + description, then the JSON of ``input_schema``). Each fragment is
 counted on its own and the counts are summed, exactly like CCR, so thresholds tuned for CCR keep
-their meaning.
+their meaning.  ``/v1/messages/count_tokens`` counts the same fragments with the encoding of the model
+that will answer (``counter_for``): one counter, with its own cache, per bundled encoding in use.
 
 Claude Code bodies are 60-115 KB and every turn resends the previous one plus a little more, so
 tokenizing the whole body each time (CCR's cost) is wasted work. Fragments of at least
@@ -31,7 +32,9 @@ from typing import Any
 import orjson
 import tiktoken
 import xxhash
-from tiktoken.load import load_tiktoken_bpe
+
+from ccr_fast.tokens import encodings, tokenizer_file
+from ccr_fast.tokens.encodings import CCR_ENCODING
 
 #: Tokens counted for each image block (the upper bound of Anthropic's image cost).
 IMAGE_TOKENS = 1600
@@ -40,51 +43,31 @@ CACHE_MIN_CHARS = 256
 #: ``count_tokens_async`` tokenizes on the event loop when fewer uncached characters than this remain
 #: (about a millisecond of work, cheaper than a hop to a worker thread).
 ASYNC_INLINE_CHARS = 16_384
-#: Number of fragment counts kept (an entry is two ints, so this stays small in memory).
+#: Number of fragment counts kept per encoding (an entry is two ints, so this stays small in memory).
 CACHE_SIZE = 16_384
-
-_RANKS_PATH = Path(__file__).with_name("data") / "cl100k_base.tiktoken"
-_RANKS_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
-# cl100k_base's split pattern and special tokens, as defined by tiktoken_ext.openai_public.
-_CL100K_PAT_STR = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|"""
-    r"""\s*[\r\n]|\s+(?!\S)|\s"""
-)
-_CL100K_SPECIAL_TOKENS = {
-    "<|endoftext|>": 100257,
-    "<|fim_prefix|>": 100258,
-    "<|fim_middle|>": 100259,
-    "<|fim_suffix|>": 100260,
-    "<|endofprompt|>": 100276,
-}
-
-_encoding: tiktoken.Encoding | None = None
-_encoding_lock = threading.Lock()
 
 
 def encoding() -> tiktoken.Encoding:
     """The cl100k_base encoding, built once from the bundled ranks file (never downloaded).
 
-    Loading takes a few hundred milliseconds, so it happens on first use; a server can call this at
-    startup to keep that off the first request. The lock keeps worker threads from loading it twice.
+    Loading takes a few hundred milliseconds, so it happens on first use (``count_async`` does it on a
+    worker thread).
     """
-    global _encoding
-    if _encoding is None:
-        with _encoding_lock:
-            if _encoding is None:
-                ranks = load_tiktoken_bpe(str(_RANKS_PATH), expected_hash=_RANKS_SHA256)
-                _encoding = tiktoken.Encoding(
-                    "cl100k_base",
-                    pat_str=_CL100K_PAT_STR,
-                    mergeable_ranks=ranks,
-                    special_tokens=_CL100K_SPECIAL_TOKENS,
-                )
-    return _encoding
+    return encodings.get(CCR_ENCODING)
 
 
-def _encode_ordinary(text: str) -> list[int]:
-    """Special-token text such as ``<|endoftext|>`` is counted as ordinary text, never rejected."""
-    return encoding().encode_ordinary(text)
+_shared_executor: Executor | None = None
+_executor_lock = threading.Lock()
+
+
+def _shared_pool() -> Executor:
+    """A small pool shared by every counter, so token counting never queues behind DNS or file work."""
+    global _shared_executor
+    if _shared_executor is None:
+        with _executor_lock:
+            if _shared_executor is None:
+                _shared_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ccr-fast-tokens")
+    return _shared_executor
 
 
 def _json_text(value: Any) -> str:
@@ -198,12 +181,19 @@ class TokenCounter:
         self,
         encode: Callable[[str], Sized] | None = None,
         *,
+        load: Callable[[], object] | None = None,
         cache_size: int = CACHE_SIZE,
         min_cached_chars: int = CACHE_MIN_CHARS,
         inline_chars: int = ASYNC_INLINE_CHARS,
         executor: Executor | None = None,
     ) -> None:
-        self._encode: Callable[[str], Sized] = encode or _encode_ordinary
+        """``encode`` defaults to cl100k_base.  ``load`` builds what ``encode`` needs; ``count_async``
+        calls it on a worker thread before its first count, so loading never stalls the event loop."""
+        if encode is None:
+            encode = encodings.encoder(CCR_ENCODING)
+            load = load or encoding
+        self._encode: Callable[[str], Sized] = encode
+        self._load = load
         self._cache_size = cache_size
         self._min_cached_chars = min_cached_chars
         self._inline_chars = inline_chars
@@ -234,6 +224,9 @@ class TokenCounter:
         Cache lookups happen on the loop; when much uncached text remains, it is tokenized on a
         worker thread (tiktoken releases the GIL, so this also uses a second core).
         """
+        if self._load is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool(), self._load)
+            self._load = None
         plan = self._plan(body)
         if plan.uncached_chars < self._inline_chars:
             return self._finish(plan)
@@ -323,19 +316,47 @@ class TokenCounter:
                 self._cache.popitem(last=False)
 
     def _pool(self) -> Executor:
-        """A small dedicated pool, so token counting never queues behind DNS or file work."""
-        if self._executor is None:
-            with self._lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ccr-fast-tokens")
-        return self._executor
+        return self._executor or _shared_pool()
 
 
-_default_counter = TokenCounter()
+_counters: dict[str, TokenCounter] = {}
+_counters_lock = threading.Lock()
+
+
+def counter_for(name: str) -> TokenCounter:
+    """The process-wide counter of bundled encoding ``name`` (``KeyError`` if it is not bundled).
+
+    Creating it costs nothing; the encoding is loaded by its first count.
+    """
+    counter = _counters.get(name)
+    if counter is None:
+        encode = encodings.encoder(name)  # KeyError before anything is stored
+        with _counters_lock:
+            counter = _counters.get(name)
+            if counter is None:
+                counter = TokenCounter(encode, load=lambda: encodings.get(name))
+                _counters[name] = counter
+    return counter
+
+
+def file_counter(path: Path) -> TokenCounter:
+    """The process-wide counter of a Hugging Face ``tokenizer.json`` (see ``tokenizer_file``)."""
+    key = f"file:{path}"
+    counter = _counters.get(key)
+    if counter is None:
+        with _counters_lock:
+            counter = _counters.get(key)
+            if counter is None:
+                counter = TokenCounter(tokenizer_file.encoder(path), load=tokenizer_file.loader(path))
+                _counters[key] = counter
+    return counter
+
+
+_default_counter = counter_for(CCR_ENCODING)
 
 
 def default_counter() -> TokenCounter:
-    """The process-wide counter (one cache shared by routing and ``/v1/messages/count_tokens``)."""
+    """The process-wide cl100k counter (one cache shared by routing and ``/v1/messages/count_tokens``)."""
     return _default_counter
 
 

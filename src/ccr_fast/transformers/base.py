@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
 
-Endpoint = Literal["anthropic", "openai", "gemini"]
+Endpoint = Literal["anthropic", "openai", "gemini", "openai-responses"]
 BodyHook = Callable[[dict[str, Any]], None]
 #: rewrites a complete non-stream Anthropic message in place
 MessageHook = Callable[[dict[str, Any]], None]

@@ -19,9 +19,12 @@ from ccr_fast.transformers.base import (
 )
 from ccr_fast.transformers.plugins import Plugin, collect_plugins, load_plugins
 from ccr_fast.transformers.registry import NOT_YET_AVAILABLE, REGISTRY, lookup
+from ccr_fast.transformers.vertex import PLATFORM as VERTEX
+from ccr_fast.transformers.vertex import VertexTransformer
 
 if TYPE_CHECKING:
     from ccr_fast.config import Config, ProviderConfig
+    from ccr_fast.upstream.auth import UpstreamAuth
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,15 @@ class Plan:
     headers: Mapping[str, str]
     chain: tuple[str, ...]
     unavailable: str | None = None
+    #: signs each request with a credential that expires (Vertex AI's OAuth tokens); None: the static
+    #: key in ``headers`` is all there is (see ccr_fast.upstream.auth)
+    auth: UpstreamAuth | None = None
+    #: the cloud platform serving the endpoint's API its own way ("vertex": Google Vertex AI), else None
+    platform: str | None = None
+    #: the URL of streamed requests, when it is not ``url`` (Vertex AI's Claude :streamRawPredict)
+    stream_url: str | None = None
+    #: problems to report at start-up that requests will run into (no credentials, no project)
+    warnings: tuple[str, ...] = ()
 
     @property
     def passthrough(self) -> bool:
@@ -90,6 +102,7 @@ def build_plan(provider: ProviderConfig, model: str, *, plugins: Mapping[str, Pl
         if cls is not None and cls.endpoint is not None:
             builder.endpoint = cls.endpoint
     names: list[str] = []
+    vertex: VertexTransformer | None = None
     for name, opts, path in chain:
         plugin = _plugin(plugins, name)
         cls = lookup(name) if plugin is None else plugin.cls
@@ -108,10 +121,15 @@ def build_plan(provider: ProviderConfig, model: str, *, plugins: Mapping[str, Pl
             step.configure(builder)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: transformer '{name}': {exc}") from exc
+        if isinstance(step, VertexTransformer):
+            vertex = step
         names.append(cls.name)
     endpoint: Endpoint = builder.endpoint or "openai"
     headers: dict[str, str] = {"content-type": "application/json"}
-    if endpoint == "anthropic":
+    target = vertex.target(provider, model) if vertex is not None and vertex.endpoint == endpoint else None
+    if target is not None:
+        pass  # Vertex AI: a bearer token per request (plan.auth), no static key
+    elif endpoint == "anthropic":
         if builder.use_bearer:
             headers["authorization"] = f"Bearer {provider.api_key}"
         else:
@@ -124,7 +142,7 @@ def build_plan(provider: ProviderConfig, model: str, *, plugins: Mapping[str, Pl
     return Plan(
         provider=provider.name,
         model=model,
-        url=provider.api_base_url,
+        url=target.url if target is not None else provider.api_base_url,
         endpoint=endpoint,
         dialect=builder.dialect,
         anthropic_hooks=tuple(builder.anthropic_hooks),
@@ -134,6 +152,10 @@ def build_plan(provider: ProviderConfig, model: str, *, plugins: Mapping[str, Pl
         headers=headers,
         chain=tuple(names),
         unavailable=builder.unavailable,
+        auth=target.auth if target is not None else None,
+        platform=VERTEX if target is not None else None,
+        stream_url=target.stream_url if target is not None else None,
+        warnings=target.warnings if target is not None else (),
     )
 
 
@@ -165,9 +187,10 @@ def validate_transformers(config: Config) -> tuple[list[Problem], list[str]]:
                     path, _, reason = msg.partition(": ")
                     problems.append(Problem(f"Providers[{i}].{path}", reason))
                 continue
-            if plan.unavailable and plan.unavailable not in seen:
-                seen.add(plan.unavailable)
-                warnings.append(plan.unavailable)
+            for warning in (plan.unavailable, *plan.warnings):
+                if warning and warning not in seen:
+                    seen.add(warning)
+                    warnings.append(warning)
     return problems, warnings
 
 

@@ -18,6 +18,7 @@ from ccr_fast.transformers.builtin import (
     StreamOptionsTransformer,
 )
 from ccr_fast.transformers.enhancetool import EnhanceToolTransformer
+from ccr_fast.transformers.openai_responses import OpenAIResponsesTransformer
 from ccr_fast.transformers.reasoning import (
     ExtraThinkTagTransformer,
     ForceReasoningTransformer,
@@ -30,6 +31,7 @@ from ccr_fast.transformers.sampling import (
     VercelTransformer,
 )
 from ccr_fast.transformers.tooluse import TooluseTransformer
+from ccr_fast.transformers.vertex import VertexClaudeTransformer, VertexGeminiTransformer
 
 REGISTRY: dict[str, type[Transformer]] = {
     cls.name: cls
@@ -38,6 +40,7 @@ REGISTRY: dict[str, type[Transformer]] = {
         OpenAITransformer,
         DeepseekTransformer,
         GeminiTransformer,
+        OpenAIResponsesTransformer,
         OpenrouterTransformer,
         GroqTransformer,
         MaxTokenTransformer,
@@ -53,18 +56,14 @@ REGISTRY: dict[str, type[Transformer]] = {
         VercelTransformer,
         ForceReasoningTransformer,
         ExtraThinkTagTransformer,
+        VertexGeminiTransformer,
+        VertexClaudeTransformer,
     )
 }
 
 #: CCR transformer names this version recognises but does not implement yet: a provider using one
 #: still loads (so an existing config starts), and requests routed to it get a clear error.
-NOT_YET_AVAILABLE: frozenset[str] = frozenset(
-    {
-        "vertex-gemini",
-        "vertex-claude",
-        "openai-responses",
-    }
-)
+NOT_YET_AVAILABLE: frozenset[str] = frozenset()
 
 _LOWER = {name.lower(): name for name in REGISTRY}
 
@@ -84,6 +83,7 @@ _ENDPOINT_PATHS = {
     "anthropic": "/v1/messages",
     "openai": "/v1/chat/completions",
     "gemini": "/v1beta/models/:modelAndAction",
+    "openai-responses": "/v1/responses",
 }
 
 
@@ -95,7 +95,8 @@ def describe_transformers() -> list[dict[str, Any]]:
     """For ``GET /api/transformers`` (CCR answers {transformers: [{name, endpoint}]})."""
     out: list[dict[str, Any]] = []
     for name, cls in REGISTRY.items():
-        endpoint = endpoint_path(cls.endpoint)
+        # a transformer may name its own upstream path (Vertex AI's differ from the APIs they speak)
+        endpoint = getattr(cls, "api_path", None) or endpoint_path(cls.endpoint)
         out.append({"name": name, "endpoint": endpoint, "description": cls.describe(), "available": True})
     for name in sorted(NOT_YET_AVAILABLE):
         out.append({"name": name, "endpoint": None, "description": "", "available": False})
