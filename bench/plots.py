@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.order import color, ordered
+from bench.scenarios import SCENARIOS
 
 #: file names under the image directory, by figure
 FILES = {
@@ -57,7 +58,7 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> dict[str, str]:
 
 def _throughput(plt: Any, results: dict[str, Any]) -> Any:
     table = results["summary"]["throughput"]
-    scenarios = [s for s, rows in table.items() if rows]
+    scenarios = ordered([s for s, rows in table.items() if rows], tuple(SCENARIOS))
     systems = ordered(sorted({t for rows in table.values() for t in rows if "@" not in t}))
     if not scenarios or not systems:
         return None

@@ -20,6 +20,11 @@ import orjson
 
 from bench import report_memory, report_overhead
 from bench.litellm_peer import LITELLM_VERSION
+from bench.order import ordered
+from bench.scenarios import SCENARIOS
+
+#: scenarios in the order bench.scenarios defines them (a results file stores them sorted by name)
+SCENARIO_ORDER = tuple(SCENARIOS)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
@@ -377,7 +382,8 @@ def _throughput_section(results: dict[str, Any], shared: bool) -> list[str]:
     header = ["scenario", *(_title(results, t) for t in present)]
     header += ["ccr-fast / CCR", *(["ccr-fast / LiteLLM"] if with_litellm else []), "ccr-fast / direct"]
     rows = []
-    for scenario, by_target in summary["throughput"].items():
+    for scenario in ordered(summary["throughput"], SCENARIO_ORDER):
+        by_target = summary["throughput"][scenario]
         if not any(t in by_target for t in present if t.startswith("ccr-fast")):
             continue
         ratios = summary["ratios"].get(scenario, {})
@@ -387,6 +393,8 @@ def _throughput_section(results: dict[str, Any], shared: bool) -> list[str]:
         for target in present:
             row = by_target.get(target)
             note = f" ({row['errors']} errors)" if row and row["errors"] else ""
+            if row and row["rps"] == 0 and not row["errors"]:
+                note = " (no response finished within the run)"
             cells.append(_rps(row["rps"]) + note if row else "—")
         direct_ratio = ratios.get(direct_key, math.nan)
         litellm_key = "ccr-fast@shared/litellm@shared" if shared else "ccr-fast/litellm"
@@ -407,7 +415,8 @@ def _latency_section(results: dict[str, Any], section: str) -> list[str]:
     open_loop = section == "latency"
     rows_out = []
     for rows in results["summary"][section].values():
-        for target, row in rows.items():
+        for target in ordered(rows):
+            row = rows[target]
             lat = row["latency_ms"]
             added = row.get("added_latency_ms", {})
             rate = f"{row['achieved_rate']:.1f}"
@@ -429,7 +438,8 @@ def _latency_section(results: dict[str, Any], section: str) -> list[str]:
 def _stream_section(results: dict[str, Any]) -> list[str]:
     rows_out = []
     for rows in results["summary"]["stream"].values():
-        for target, row in rows.items():
+        for target in ordered(rows):
+            row = rows[target]
             ttft, gap = row["ttft_ms"], row["gap_ms"]
             added_ttft, added_gap = row.get("added_ttft_ms", {}), row.get("added_gap_ms", {})
             rows_out.append(
@@ -475,7 +485,8 @@ _SERVER_TITLES = {
 def _memory_section(results: dict[str, Any]) -> list[str]:
     summary = results["summary"]
     rows = []
-    for server, moments in summary["memory"].items():
+    for server in ordered(summary["memory"]):
+        moments = summary["memory"][server]
         idle, after = moments.get("idle", {}), moments.get("after_load", {})
         rows.append(
             [
