@@ -4,7 +4,7 @@ What one proxied request pays in these two features on the shared-memory path, i
 does it: the request's ``AdmissionContext``, ``check_client`` with the global, per-session, per-IP and
 per-key limits, ``acquire_provider`` (no provider limit: the shared no-op ticket), the metrics timer
 (``request_started``, ``first_token``, ``finish`` with tokens and a session) and the per-key counter.
-Sessions, addresses and keys rotate over realistic numbers of distinct values, with limits high enough
+Sessions (200 by default, ``--sessions``), addresses (200) and keys (4) rotate, with limits high enough
 that nothing is refused (a refusal is cheaper).  Each request is timed on its own, twice over: with
 ``perf_counter_ns`` (wall clock: what the request waits, including any moment another process had the
 CPU) and with ``thread_time_ns`` (CPU time: what it costs, which stays meaningful on a busy machine); the
@@ -53,7 +53,8 @@ RAW_CONFIG = {
         "perKey": {"requestsPerMinute": 1e9},
     }
 }
-SESSIONS = [f"{secrets.token_hex(8)}-session" for _ in range(500)]
+#: the sessions in rotation (``--sessions``): 200 fit the metrics' table of active sessions (256)
+SESSIONS: list[str] = []
 ADDRESSES = [f"198.51.100.{i}" for i in range(1, 201)]
 KEYS = ["default", "ci-bot", "alice", "bob"]
 
@@ -207,14 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-requests", type=int, default=20_000, help="timed requests per Redis variant")
     parser.add_argument("--redis-url", help="a Redis to time the Redis path against (default: start one)")
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis path")
+    parser.add_argument("--sessions", type=int, default=200, help="distinct sessions in rotation")
     args = parser.parse_args(argv)
+    SESSIONS[:] = [f"{secrets.token_hex(8)}-session" for _ in range(max(1, args.sessions))]
 
     impls: list[tuple[str, ModuleType]] = [("pure", atomic)]
     compiled = _speedups.compiled("shm_atomic")
     if compiled is not None and not _speedups.force_pure():
         impls.insert(0, ("compiled", compiled))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, gc enabled")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, gc enabled, "
+        f"{len(SESSIONS)} sessions, {len(ADDRESSES)} addresses, {len(KEYS)} keys"
+    )
     print("| per request, µs | clock | p50 | p90 | p99 | p99.9 | max |")
     print("|---|---|---|---|---|---|---|")
     for name, impl in impls:

@@ -177,3 +177,17 @@ async def test_fail_open_reserves_nothing_and_so_gives_nothing_back(fleet: Fleet
     ticket = await gate.acquire_provider(_ctx(provider="p", estimated_tokens=900))
     ticket.release()
     assert gate.settlements.pending == 0
+
+
+async def test_spillover_takes_the_next_route_with_room_across_machines(fleet: Fleet) -> None:
+    a, b = fleet(
+        {
+            "Providers": [{"name": "p"}, {"name": "q"}],
+            "RateLimit": {"providers": {"p": {"requestsPerMinute": 1}, "q": {"requestsPerMinute": 1}}},
+            "Queue": {"overflow": "spillover", "spilloverProviders": ["q,m2"], "timeoutMs": 200},
+        }
+    )
+    assert (await a.acquire_provider(_ctx(provider="p", model="m"))).route is None
+    assert (await b.acquire_provider(_ctx(provider="p", model="m"))).route == "q,m2"  # p is full everywhere
+    err = await _refusal(a.acquire_provider(_ctx(provider="p", model="m")))  # and now q too: wait, time out
+    assert err.status == 529

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from ccr_fast.admission.limits import Pace, Refusal, Scope, reserved
-from ccr_fast.state.redis_backend import CLOSED_RETRY_AFTER_S, Bucket, RedisBackend
+from ccr_fast.state.redis_backend import CLOSED_RETRY_AFTER_S, Bucket, RedisBackend, Taken
 from ccr_fast.state.table import KeyTable, TableFull
 
 __all__ = [
@@ -88,6 +88,10 @@ COUNTED: Final = Admitted(True)
 UNCOUNTED: Final = Admitted(False)
 
 
+def _bucket(thing: str, pace: Pace, need: int, want: int) -> Bucket:
+    return Bucket(bucket_key(thing, pace), pace.step_ns / 1000, pace.limit_ns / 1000, need, want)
+
+
 def bucket_key(thing: str, pace: Pace) -> bytes:
     """The Redis key (under the backend's ``<prefix>:rl:``) of ``thing``'s limit ``pace``."""
     raw = thing.encode()
@@ -99,10 +103,9 @@ def bucket_key(thing: str, pace: Pace) -> bytes:
 class _Ask(NamedTuple):
     """One bucket of a request's round trip, with what to do with the answer on this machine."""
 
-    key: bytes
+    bucket: Bucket
     scope: Scope
     pace: Pace
-    need: int
     #: the word remembering when this limit has room again (-1: not remembered)
     memo: int
     #: the pool word spare units go to (-1: no lease)
@@ -142,84 +145,81 @@ class ClusterLimits:
         tokens; the refusal returned is the limit that needs the longest wait.
         """
         now = time.monotonic_ns()
-        load = self._atomics.load
-        lease = self._lease_size
-        asks: list[_Ask] = []
-        spent: list[int] = []
-        claimed: list[int] = []
+        spent: list[int] = []  # pool words a unit was taken from: given back unless admitted
+        claimed: list[int] = []  # refiller words this worker holds for the round trip
         try:
-            for scope, thing, tokens in wants:
-                memo = self._slot(_MEMO + thing)
-                budget = scope.tokens
-                if budget is not None and not scope.reserve_tokens:
-                    word = -1 if memo is None else memo + budget.offset
-                    if word >= 0:
-                        blocked = load(word)
-                        if blocked and now < blocked:
-                            return scope.refusal(budget, blocked - now)
-                    asks.append(_Ask(bucket_key(thing, budget), scope, budget, 0, word, -1))
-                pool = self._slot(_POOL + thing) if lease > 1 and scope.requests else None
-                refiller = False
-                for pace in scope.requests:
-                    word = -1 if memo is None else memo + pace.offset
-                    if word >= 0:
-                        blocked = load(word)
-                        if blocked and now < blocked + pace.step_ns:
-                            return scope.refusal(pace, blocked + pace.step_ns - now)
-                    pool_word = -1
-                    if pool is not None:
-                        if self._spend(pool + pace.offset):
-                            spent.append(pool + pace.offset)
-                            continue
-                        if not refiller and self._claim(pool + _REFILLER):
-                            refiller = True
-                            claimed.append(pool + _REFILLER)
-                        if refiller:
-                            pool_word = pool + pace.offset
-                    asks.append(_Ask(bucket_key(thing, pace), scope, pace, 1, word, pool_word))
-                if budget is not None and scope.reserve_tokens:
-                    asks.append(
-                        _Ask(bucket_key(thing, budget), scope, budget, reserved(budget, tokens), -1, -1)
-                    )
-            if not asks:
-                spent.clear()  # every limit was covered by leased units
-                return COUNTED
-            taken = await self._backend.take_many(
-                [
-                    Bucket(
-                        ask.key,
-                        ask.pace.step_ns / 1000,
-                        ask.pace.limit_ns / 1000,
-                        ask.need,
-                        max(ask.need, min(lease, ask.pace.burst)) if ask.pool >= 0 else ask.need,
-                    )
-                    for ask in asks
-                ]
-            )
-            if taken is None:
-                if self._backend.fail_mode == "open":
-                    spent.clear()
-                    return UNCOUNTED
-                return _CLOSED
-            if taken.refused >= 0:
-                ask = asks[taken.refused]
-                wait_ns = round(taken.retry_after * 1e9)
-                if ask.memo >= 0:
-                    self._block(ask.memo, now + wait_ns - ask.need * ask.pace.step_ns)
-                return ask.scope.refusal(ask.pace, wait_ns)
-            spent.clear()
-            add = self._atomics.add
-            for ask, units in zip(asks, taken.granted, strict=True):
-                if units > ask.need and ask.pool >= 0:
-                    add(ask.pool, units - ask.need)
-            return COUNTED
+            asks = self._plan(wants, now, spent, claimed)
+            if isinstance(asks, Refusal):
+                return asks
+            found: Refusal | Admitted = COUNTED  # every limit covered by leased units: no round trip
+            if asks:
+                found = self._answer(asks, await self._backend.take_many([a.bucket for a in asks]), now)
+            if isinstance(found, Admitted):
+                spent.clear()
+            return found
         finally:
-            for word in spent:  # not admitted: the units go back to the pool
+            for word in spent:
                 self._atomics.add(word, 1)
             if claimed:
                 pid = os.getpid()
                 for word in claimed:
                     self._atomics.cas(word, pid, 0)
+
+    def _plan(
+        self, wants: Sequence[Want], now: int, spent: list[int], claimed: list[int]
+    ) -> Refusal | list[_Ask]:
+        """What this machine answers itself (a remembered refusal; leased units, recorded in ``spent``),
+        and the buckets left to ask Redis for."""
+        load = self._atomics.load
+        lease = self._lease_size
+        asks: list[_Ask] = []
+        for scope, thing, tokens in wants:
+            memo = self._slot(_MEMO + thing)
+            budget = scope.tokens
+            if budget is not None and not scope.reserve_tokens:
+                word = -1 if memo is None else memo + budget.offset
+                blocked = load(word) if word >= 0 else 0
+                if blocked and now < blocked:
+                    return scope.refusal(budget, blocked - now)
+                asks.append(_Ask(_bucket(thing, budget, 0, 0), scope, budget, word, -1))
+            pool = self._slot(_POOL + thing) if lease > 1 and scope.requests else None
+            refiller = False
+            for pace in scope.requests:
+                word = -1 if memo is None else memo + pace.offset
+                blocked = load(word) if word >= 0 else 0
+                if blocked and now < blocked + pace.step_ns:
+                    return scope.refusal(pace, blocked + pace.step_ns - now)
+                want, pool_word = 1, -1
+                if pool is not None:
+                    if self._spend(pool + pace.offset):
+                        spent.append(pool + pace.offset)
+                        continue
+                    if not refiller and self._claim(pool + _REFILLER):
+                        refiller = True
+                        claimed.append(pool + _REFILLER)
+                    if refiller:
+                        want, pool_word = max(1, min(lease, pace.burst)), pool + pace.offset
+                asks.append(_Ask(_bucket(thing, pace, 1, want), scope, pace, word, pool_word))
+            if budget is not None and scope.reserve_tokens:
+                units = reserved(budget, tokens)
+                asks.append(_Ask(_bucket(thing, budget, units, units), scope, budget, -1, -1))
+        return asks
+
+    def _answer(self, asks: list[_Ask], taken: Taken | None, now: int) -> Refusal | Admitted:
+        """Redis's answer (None: no answer) applied here: a refusal remembered, spare units pooled."""
+        if taken is None:
+            return UNCOUNTED if self._backend.fail_mode == "open" else _CLOSED
+        if taken.refused >= 0:
+            ask = asks[taken.refused]
+            wait_ns = round(taken.retry_after * 1e9)
+            if ask.memo >= 0:
+                self._block(ask.memo, now + wait_ns - ask.bucket.need * ask.pace.step_ns)
+            return ask.scope.refusal(ask.pace, wait_ns)
+        add = self._atomics.add
+        for ask, units in zip(asks, taken.granted, strict=True):
+            if units > ask.bucket.need and ask.pool >= 0:
+                add(ask.pool, units - ask.bucket.need)
+        return COUNTED
 
     def _slot(self, key: str) -> int | None:
         try:
