@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import pytest
 
-from ccr_fast.state.recent import RecentEntry, RecentTable
+from ccr_fast.state.recent import UNTRACKED_RETRY_MS, RecentEntry, RecentTable
 from ccr_fast.state.segment import Layout, Segment
 from ccr_fast.state.table import KeyTable
 from tests.state_fixtures import Procs
@@ -52,12 +53,13 @@ def test_idle_keys_drop_out_and_their_records_are_reused(segment: Segment) -> No
     assert recent.touch("old", (5, 5), 1, NOW, WINDOW)
     assert not recent.touch("new", (1, 1), 2, NOW + WINDOW - 1, WINDOW)  # "old" is still active
     assert recent.entries(NOW + WINDOW + 1, WINDOW) == []  # idle past the window
-    assert recent.touch("new", (1, 1), 2, NOW + WINDOW + 1, WINDOW)
-    assert recent.entries(NOW + WINDOW + 1, WINDOW) == [
-        RecentEntry("new", NOW + WINDOW + 1, NOW + WINDOW + 1, 2, (1, 1))
-    ]
+    # "new" was refused a moment ago: this process does not look for room again before the retry time
+    assert not recent.touch("new", (1, 1), 2, NOW + WINDOW + 1, WINDOW)
+    later = NOW + WINDOW - 1 + UNTRACKED_RETRY_MS
+    assert recent.touch("new", (1, 1), 2, later, WINDOW)
+    assert recent.entries(later, WINDOW) == [RecentEntry("new", later, later, 2, (1, 1))]
     # "old" comes back: its record is gone, so it starts over (and here finds no room)
-    assert not recent.touch("old", (1, 0), 1, NOW + WINDOW + 2, WINDOW)
+    assert not recent.touch("old", (1, 0), 1, later + 1, WINDOW)
 
 
 def test_a_key_finds_room_in_its_probe_window(segment: Segment) -> None:
@@ -66,6 +68,28 @@ def test_a_key_finds_room_in_its_probe_window(segment: Segment) -> None:
     assert all(recent.touch(name, (1, 0), 0, NOW, WINDOW) for name in names)
     assert not recent.touch("s4", (1, 0), 0, NOW, WINDOW)  # every record busy
     assert sorted(e.name for e in recent.entries(NOW, WINDOW)) == names
+
+
+def test_keys_without_room_are_not_searched_for_on_every_touch(
+    segment: Segment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recent = _table(segment, capacity=2, probe=2)
+    assert recent.touch("a", (1, 0), 0, NOW, WINDOW) and recent.touch("b", (1, 0), 0, NOW, WINDOW)
+    searched: list[str] = []
+    place = RecentTable._place
+
+    def counting_place(self: RecentTable, name: str, *args: Any) -> bool:
+        searched.append(name)
+        return place(self, name, *args)
+
+    monkeypatch.setattr(RecentTable, "_place", counting_place)
+    for step in range(100):
+        assert not recent.touch(f"extra{step % 5}", (1, 0), 0, NOW + step, WINDOW)
+    assert sorted(searched) == [f"extra{i}" for i in range(5)]  # each searched once, then remembered
+    # many distinct untracked keys: the memory of them stays bounded
+    for step in range(50):
+        recent.touch(f"burst{step}", (1, 0), 0, NOW + 200, WINDOW)
+    assert len(recent._untracked) <= 4 * recent.capacity
 
 
 def test_names_are_cut_at_a_character_boundary(segment: Segment) -> None:

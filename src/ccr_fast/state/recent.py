@@ -22,7 +22,9 @@ Record words::
   tracked and ``touch`` says so.  Keys longer than ``name_bytes`` are cut at a character boundary.
 
 Each process remembers where its keys live (a dict bounded by clearing it when it outgrows the table), so
-an update is a tag check plus one add per non-zero counter and one store.
+an update is a tag check plus one add per non-zero counter and one store. It also remembers, for
+``UNTRACKED_RETRY_MS``, the keys it found no room for, so that with more active keys than records the
+untracked ones cost a dict lookup instead of a probe of their window on every update.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ _FIRST: Final = 1
 _LAST: Final = 2
 _NOTE: Final = 3
 _COUNTERS: Final = 4
+#: how long a process waits before it looks again for room for a key it could not place
+UNTRACKED_RETRY_MS: Final = 1000
 
 
 class RecentEntry(NamedTuple):
@@ -66,6 +70,7 @@ class RecentTable:
         "_probe",
         "_records",
         "_table",
+        "_untracked",
         "_words",
     )
 
@@ -96,6 +101,9 @@ class RecentTable:
         self._records: dict[int, tuple[int, ...]] = {}
         #: key -> (its record's offsets, tag, note last stored by this process)
         self._placed: dict[str, tuple[tuple[int, ...], int, int]] = {}
+        #: keys this process could not place -> when (ms) to try again: a full table is not searched for
+        #: them on every request
+        self._untracked: dict[str, int] = {}
 
     @property
     def capacity(self) -> int:
@@ -115,7 +123,17 @@ class RecentTable:
                     self._atomics.store(offsets[_NOTE], note)
                     self._placed[name] = (offsets, tag, note)
                 return True
-        return self._place(name, deltas, note, now_ms, window_ms)
+        retry_at = self._untracked.get(name)
+        if retry_at is not None and now_ms < retry_at:
+            return False
+        if self._place(name, deltas, note, now_ms, window_ms):
+            if retry_at is not None:
+                del self._untracked[name]
+            return True
+        if len(self._untracked) >= 4 * self._capacity:
+            self._untracked.clear()
+        self._untracked[name] = now_ms + min(window_ms, UNTRACKED_RETRY_MS)
+        return False
 
     def entries(self, now_ms: int, window_ms: int) -> list[RecentEntry]:
         """Keys seen within ``window_ms`` of ``now_ms``, one entry per key, in no particular order."""
