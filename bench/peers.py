@@ -57,6 +57,7 @@ def free_port() -> int:
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its live descendants (Granian's master and its workers, for instance)."""
     children: dict[int, list[int]] = {}
+    dead: set[int] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -64,13 +65,16 @@ def process_tree(pid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        # the command name is in parentheses and may contain spaces: the parent PID follows the last ")"
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
+        # the command name is in parentheses and may contain spaces: state and parent PID follow the last ")"
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if state in ("Z", "X"):  # exited, waiting to be reaped: not live, holds no memory
+            dead.add(int(entry.name))
+            continue
+        children.setdefault(int(parent), []).append(int(entry.name))
     tree, todo = [], [pid]
     while todo:
         current = todo.pop()
-        if Path(f"/proc/{current}").exists():
+        if current not in dead and Path(f"/proc/{current}").exists():
             tree.append(current)
             todo.extend(children.get(current, ()))
     return tree

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -107,3 +108,17 @@ def test_cpu_sample_counts_this_process_as_ours() -> None:
     after = cpu_sample([])
     assert after.ours - before.ours >= 0.1 * CLOCK_TICKS - 2
     assert after.busy - before.busy >= after.ours - before.ours - 2
+
+
+def test_a_zombie_is_not_part_of_a_tree() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # exited but not reaped yet: a zombie
+        if Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    try:
+        assert child.pid not in process_tree(os.getpid())
+        assert process_tree(child.pid) == []
+    finally:
+        child.wait()
