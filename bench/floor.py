@@ -15,11 +15,16 @@ Each server runs one worker pinned to CPU 1 (the load generator and the mock on 
 Reported per server: requests/s and CPU time per request (the server's process tree, from ``/proc``), which
 is steadier than throughput on a shared machine. The difference between ``relay`` and ``ccr-fast`` is the
 gateway's own work; ``relay`` itself is the floor that no change to ccr-fast's code can go below.
+
+``python -m bench.floor --open-streams 1000`` measures the same floor for memory instead: the PSS Granian's
+process tree grows by while that many streams, each sending a small event a second from a trivial handler,
+are open at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -50,6 +55,7 @@ class FloorApp:
 
     def __init__(self) -> None:
         self.upstream = os.environ.get("FLOOR_UPSTREAM", "")
+        self.hold = os.environ.get("FLOOR_HOLD") == "1"
         self.transport: Any = None
 
     def __rsgi_init__(self, loop: Any) -> None:
@@ -60,6 +66,12 @@ class FloorApp:
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         body = await protocol()
+        if self.hold and scope.method == "POST":  # an open stream: one small event a second for 100 s
+            stream = protocol.response_stream(200, [("content-type", "text/event-stream")])
+            for _ in range(100):
+                await stream.send_bytes(b"event: ping\ndata: {}\n\n")
+                await asyncio.sleep(1)
+            return
         if self.transport is None or scope.method != "POST":  # readiness probes get the fixed answer
             protocol.response_bytes(200, [("content-type", "application/json")], FIXED_ANSWER)
             return
@@ -211,6 +223,70 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summarize(rounds, args)
 
 
+async def _hold_streams(port: int, streams: int) -> list[asyncio.StreamWriter]:
+    writers = []
+    for _ in range(streams):
+        reader, writer = await asyncio.open_connection(peers.LOOPBACK, port)
+        writer.write(b"POST /v1/messages HTTP/1.1\r\nhost: floor\r\ncontent-length: 2\r\n\r\n{}")
+        await reader.readuntil(b"\r\n\r\n")  # the head: the stream is open
+        writers.append(writer)
+    return writers
+
+
+def open_streams_floor(streams: int) -> dict[str, Any]:
+    """Granian's own memory for ``streams`` open streams from a trivial handler (PSS of its process tree)."""
+    from bench.phases import raise_file_limit
+
+    raise_file_limit(streams)
+    workdir = Path(tempfile.mkdtemp(prefix="ccr-fast-floor-"))
+    port = peers.free_port()
+    server = peers.spawn(
+        "granian-hold",
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "rsgi",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "bench.floor:app",
+        ],
+        port=port,
+        workdir=workdir,
+        cpus=None,
+        env={"FLOOR_HOLD": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    try:
+        peers.wait_ready(server, path="/")
+        before = peers.memory(server.proc.pid)
+
+        async def hold() -> dict[str, Any]:
+            writers = await _hold_streams(port, streams)
+            await asyncio.sleep(2)
+            during = peers.memory(server.proc.pid)
+            for writer in writers:
+                writer.close()
+            return during
+
+        during = asyncio.run(hold())
+    finally:
+        server.stop()
+    grown = during["pss_mb"] - before["pss_mb"]
+    return {
+        "streams": streams,
+        "pss_before_mb": before["pss_mb"],
+        "pss_open_mb": during["pss_mb"],
+        "mb_per_1k": grown * 1000 / streams,
+    }
+
+
 def summarize(rounds: dict[str, list[Measured]], args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "command": "python -m bench.floor " + " ".join(sys.argv[1:]),
@@ -258,7 +334,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=4, help="seconds per run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument(
+        "--open-streams",
+        type=int,
+        default=0,
+        help="instead: Granian's own memory with this many streams open (a trivial handler)",
+    )
     args = parser.parse_args(argv)
+    if args.open_streams > 0:
+        held = open_streams_floor(args.open_streams)
+        if args.json:
+            args.json.write_text(json.dumps(held, indent=2))
+        print(
+            f"Granian alone, {held['streams']} open streams: PSS {held['pss_before_mb']:.1f} -> "
+            f"{held['pss_open_mb']:.1f} MB, {held['mb_per_1k']:.1f} MB per 1k"
+        )
+        return 0
     result = run(args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
