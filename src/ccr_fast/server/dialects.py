@@ -17,9 +17,6 @@ from ccr_fast.protocol.gemini_response import gemini_to_anthropic
 from ccr_fast.protocol.gemini_stream import GeminiStreamTranslator
 from ccr_fast.protocol.openai_request import anthropic_to_openai
 from ccr_fast.protocol.openai_response import openai_to_anthropic
-from ccr_fast.protocol.openai_responses_request import anthropic_to_responses, unsupported_fields
-from ccr_fast.protocol.openai_responses_response import responses_to_anthropic
-from ccr_fast.protocol.openai_responses_stream import ResponsesStreamTranslator
 from ccr_fast.protocol.openai_stream import OpenAIStreamTranslator
 from ccr_fast.protocol.server_tools import server_tool_warning
 from ccr_fast.transformers import Plan
@@ -90,20 +87,27 @@ class GeminiNative:
 
 
 class OpenAIResponses:
-    """OpenAI's Responses API (``POST /v1/responses``), streamed or not."""
+    """OpenAI's Responses API (``POST /v1/responses``), streamed or not. Its protocol modules are imported on
+    first use, so configs without such a provider do not pay for them at start-up."""
 
     def encode(
         self, body: dict[str, Any], plan: Plan, model: str, stream: bool
     ) -> tuple[str, dict[str, str], bytes]:
+        from ccr_fast.protocol.openai_responses_request import anthropic_to_responses
+
         out = anthropic_to_responses(body, model=model, dialect=plan.dialect)
         for hook in plan.upstream_hooks:
             hook(out)
         return plan.url, {}, orjson.dumps(out)
 
     def decode(self, data: Mapping[str, Any], model: str) -> dict[str, Any]:
+        from ccr_fast.protocol.openai_responses_response import responses_to_anthropic
+
         return responses_to_anthropic(data, model=model)
 
     def translator(self, model: str, input_tokens: int) -> StreamTranslator:
+        from ccr_fast.protocol.openai_responses_stream import ResponsesStreamTranslator
+
         return ResponsesStreamTranslator(model=model, message_id=new_message_id(), input_tokens=input_tokens)
 
 
@@ -122,6 +126,8 @@ def request_warning(body: Mapping[str, Any], plan: Plan, model: str) -> str | No
         if tools:
             notes.append(tools)
     if plan.endpoint == "openai-responses":
+        from ccr_fast.protocol.openai_responses_request import unsupported_fields
+
         fields = unsupported_fields(body)
         if fields:
             note = f"parameters not supported by model {model!r} and left out: {', '.join(fields)}"

@@ -39,11 +39,11 @@ import orjson
 
 from ccr_fast.protocol.gemini_request import anthropic_to_gemini
 from ccr_fast.transformers.base import PlanBuilder, Transformer
-from ccr_fast.upstream.google_auth import GoogleAuth, resolve_credentials
 
 if TYPE_CHECKING:
     from ccr_fast.config import ProviderConfig
     from ccr_fast.transformers.plan import Plan
+    from ccr_fast.upstream.google_auth import GoogleAuth
 
 #: the ``anthropic_version`` Vertex AI wants in the body of a Claude request
 VERTEX_ANTHROPIC_VERSION: Final = "vertex-2023-10-16"
@@ -97,6 +97,9 @@ class VertexTransformer(Transformer):
     def target(
         self, provider: ProviderConfig, model: str, env: Mapping[str, str] | None = None
     ) -> VertexTarget:
+        # imported here: configs without a Vertex provider never load the Google auth code
+        from ccr_fast.upstream.google_auth import GoogleAuth, resolve_credentials
+
         env = os.environ if env is None else env
         credentials = resolve_credentials(self.options, env)
         project = self.options.get("project") or env.get(ENV_PROJECT) or credentials.project_id
