@@ -147,6 +147,21 @@ def _script(body: bytes, workdir: Path, name: str) -> Path:
     return wrk_script(HttpRequest(peers.LOOPBACK, 0, "/", headers, body), workdir, name)
 
 
+def start_floor_app(name: str, env: dict[str, str], workdir: Path, cpus: set[int] | None) -> Server:
+    """One Granian RSGI worker serving :data:`app` (configured by ``env``), ready to answer."""
+    port = peers.free_port()
+    args = [sys.executable, "-m", "granian", "--interface", "rsgi", "--loop", "uvloop", "--workers", "1"]
+    args += ["--port", str(port), "--log-level", "warning", "bench.floor:app"]
+    root = str(Path(__file__).resolve().parent.parent)
+    server = peers.spawn(name, args, port=port, workdir=workdir, cpus=cpus, env={**env, "PYTHONPATH": root})
+    try:
+        peers.wait_ready(server, path="/")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     wrk = peers.ensure_wrk()
     if wrk is None:
@@ -169,37 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     servers: dict[str, Server] = {"mock": mock}
     upstream = f"{mock.url}/v1/chat/completions"
     try:
-        granian = [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "rsgi",
-            "--loop",
-            "uvloop",
-            "--workers",
-            "1",
-        ]
         for name, env in (("granian", {}), ("relay", {"FLOOR_UPSTREAM": upstream})):
-            port = peers.free_port()
-            servers[name] = server = peers.spawn(
-                name,
-                [
-                    *granian,
-                    "--workers",
-                    "1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "bench.floor:app",
-                ],
-                port=port,
-                workdir=workdir,
-                cpus=server_cpus,
-                env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-            )
-            peers.wait_ready(server, path="/")
+            servers[name] = start_floor_app(name, env, workdir, server_cpus)
         config = {
             "LOG": False,
             "LOG_LEVEL": "warn",
@@ -239,32 +225,9 @@ def open_streams_floor(streams: int) -> dict[str, Any]:
 
     raise_file_limit(streams)
     workdir = Path(tempfile.mkdtemp(prefix="ccr-fast-floor-"))
-    port = peers.free_port()
-    server = peers.spawn(
-        "granian-hold",
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "rsgi",
-            "--loop",
-            "uvloop",
-            "--workers",
-            "1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "bench.floor:app",
-        ],
-        port=port,
-        workdir=workdir,
-        cpus=None,
-        env={"FLOOR_HOLD": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-    )
+    server = start_floor_app("granian-hold", {"FLOOR_HOLD": "1"}, workdir, None)
+    port = server.port
     try:
-        peers.wait_ready(server, path="/")
         before = peers.memory(server.proc.pid)
 
         async def hold() -> dict[str, Any]:

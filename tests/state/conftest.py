@@ -14,9 +14,10 @@ from types import ModuleType
 import pytest
 
 from ccr_fast.state.segment import Layout, Segment
+from tests.redis_fixtures import admin, namespace, own_server, server
 from tests.state_fixtures import impl, prefix, procs
 
-__all__ = ["impl", "new_segment", "prefix", "procs"]
+__all__ = ["admin", "impl", "namespace", "new_segment", "own_server", "prefix", "procs", "server"]
 
 
 @pytest.fixture

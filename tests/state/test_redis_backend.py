@@ -8,7 +8,6 @@ import hashlib
 import logging
 import math
 import multiprocessing
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from multiprocessing.queues import SimpleQueue
@@ -34,6 +33,7 @@ from ccr_fast.state.redis_backend import (
 )
 from ccr_fast.state.redis_scripts import TAKE
 from ccr_fast.state.shared import SharedState
+from tests.redis_fixtures import PATIENT_MS
 from tests.state_fixtures import Procs
 
 from ..redis_server import NOT_INSTALLED, REDIS_SERVER, RedisServer
@@ -42,37 +42,9 @@ pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason=NOT_INSTALLED)
 
 #: a rate so slow that nothing refills during a test: admissions count the burst alone
 FROZEN = 0.001
-#: generous, so a busy test machine never turns a slow answer into a fail-mode answer
-PATIENT_MS = 5_000
 #: time for forked clients to start before a measured window opens, so every client asks from its start
 LEAD_S = 0.4
 Allow = Callable[[], Awaitable[Decision]]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as running:
-        yield running
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A server of this test's own, to kill, freeze and restart."""
-    with RedisServer(tmp_path / "redis") as running:
-        yield running
-
-
-@pytest.fixture
-def namespace() -> str:
-    """A key prefix of this test's own, so tests sharing the module's server never see each other's keys."""
-    return f"t-{secrets.token_hex(4)}"
-
-
-@pytest.fixture
-async def admin(server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(server.url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ calls once per connection it opens; a pooled keep-alive connection is reused wit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 import pytest
+from tests.upstream.contract import cancelled_reader_stops_the_upstream
 
 from ccr_fast.mock import MockProvider
 from ccr_fast.upstream.aiohttp_transport import AiohttpResponse, AiohttpTransport
@@ -291,23 +291,4 @@ async def test_the_proxy_is_used_for_other_upstreams(transport: AiohttpTransport
 async def test_a_cancelled_reader_stops_the_upstream_without_close(
     mock: MockProvider, transport: AiohttpTransport
 ) -> None:
-    """A task cancelled while it waits for the next chunk (the client went away) drops the upstream
-    connection even though nobody calls close(): the upstream must stop generating."""
-    mock.script([{"text": "late", "ttft_ms": 5000}])
-    resp = await transport.send(chat(mock.url + CHAT, stream=True))
-    chunks = resp.iter_chunks(None)
-
-    async def read_all() -> None:
-        async for _ in chunks:  # the head and any early chunk arrive; then it waits for the late text
-            pass
-
-    reader = asyncio.ensure_future(read_all())
-    await asyncio.sleep(0.1)
-    reader.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reader
-    for _ in range(100):
-        if mock.stats.get("client_aborts", 0):
-            break
-        await asyncio.sleep(0.02)
-    assert mock.stats.get("client_aborts", 0) == 1, mock.stats
+    await cancelled_reader_stops_the_upstream(mock, transport, chat(mock.url + CHAT, stream=True))

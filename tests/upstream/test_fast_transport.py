@@ -8,7 +8,6 @@ per connection it opens; a pooled keep-alive connection is reused without it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import shutil
 import socket
@@ -22,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import uvloop
+from tests.upstream.contract import cancelled_reader_stops_the_upstream
 
 from ccr_fast.config.model import Config
 from ccr_fast.mock import MockProvider
@@ -782,23 +782,4 @@ def test_make_transport_picks_the_client(monkeypatch: pytest.MonkeyPatch) -> Non
 async def test_a_cancelled_reader_stops_the_upstream_without_close(
     mock: MockProvider, transport: FastTransport
 ) -> None:
-    """A task cancelled while it waits for the next chunk (the client went away) drops the upstream
-    connection even though nobody calls close(): the upstream must stop generating."""
-    mock.script([{"text": "late", "ttft_ms": 5000}])
-    resp = await transport.send(chat(mock.url + CHAT, stream=True))
-    chunks = resp.iter_chunks(None)
-
-    async def read_all() -> None:
-        async for _ in chunks:  # the head and any early chunk arrive; then it waits for the late text
-            pass
-
-    reader = asyncio.ensure_future(read_all())
-    await asyncio.sleep(0.1)
-    reader.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reader
-    for _ in range(100):
-        if mock.stats.get("client_aborts", 0):
-            break
-        await asyncio.sleep(0.02)
-    assert mock.stats.get("client_aborts", 0) == 1, mock.stats
+    await cancelled_reader_stops_the_upstream(mock, transport, chat(mock.url + CHAT, stream=True))

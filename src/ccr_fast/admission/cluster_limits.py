@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from ccr_fast.admission.limits import Pace, Refusal, Scope, reserved
+from ccr_fast.state.liveness import pid_alive
 from ccr_fast.state.redis_backend import CLOSED_RETRY_AFTER_S, Bucket, RedisBackend, Taken
 from ccr_fast.state.table import KeyTable, TableFull
 
@@ -240,7 +241,7 @@ class ClusterLimits:
         """Become the machine's one worker fetching a lease for this thing; a dead one is replaced."""
         owner = self._atomics.load(word)
         pid = os.getpid()
-        if owner == 0 or (owner != pid and not _alive(owner)):
+        if owner == 0 or (owner != pid and not pid_alive(owner)):
             return self._atomics.cas(word, owner, pid)
         return False
 
@@ -253,16 +254,6 @@ class ClusterLimits:
             current = load(word)
             if current >= until_ns or cas(word, current, until_ns):
                 return
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Settlements:

@@ -7,10 +7,11 @@ merged or whether ``true`` counts as a token budget.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeGuard
 
-__all__ = ["is_int", "is_number", "turns"]
+__all__ = ["is_int", "is_number", "joined_text", "merged", "source_url", "turns"]
 
 
 def turns(messages: Any) -> Iterator[tuple[str, list[Any]]]:
@@ -53,3 +54,38 @@ def is_int(value: Any) -> TypeGuard[int]:
 def is_number(value: Any) -> bool:
     """An integer or float JSON value, ``true`` and ``false`` excluded."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def joined_text(content: Any) -> str:
+    """A string, or the text of text blocks separated by a blank line (system prompts, search results)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = [b["text"] for b in content if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
+    return "\n\n".join(t for t in texts if t)
+
+
+def source_url(source: Any) -> str | None:
+    if not isinstance(source, Mapping):
+        return None
+    if source.get("type") == "base64" and isinstance(source.get("data"), str):
+        return f"data:{source.get('media_type') or 'application/octet-stream'};base64,{source['data']}"
+    if source.get("type") == "url" and isinstance(source.get("url"), str):
+        return str(source["url"])
+    return None
+
+
+def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` deep-merged over ``base`` into a new dict: objects merge key by key, anything else replaces.
+
+    Values from ``extra`` are copied so the request can be changed later without touching the dialect.
+    """
+    out = dict(base)
+    for key, value in extra.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = merged(current, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

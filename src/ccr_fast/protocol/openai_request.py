@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import orjson
 
-from ccr_fast.protocol._anthropic_request import is_int, is_number, turns
+from ccr_fast.protocol._anthropic_request import is_int, is_number, joined_text, merged, source_url, turns
 from ccr_fast.protocol.anthropic_ids import from_anthropic_tool_id
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
 from ccr_fast.protocol.server_tools import (
@@ -76,7 +76,7 @@ def anthropic_to_openai(body: Mapping[str, Any], *, model: str, dialect: OpenAID
             out["stream_options"] = {"include_usage": True}
     out.update(_thinking(body.get("thinking"), body.get("output_config"), dialect))
     if dialect.extra_body:
-        out = _merged(out, dialect.extra_body)
+        out = merged(out, dialect.extra_body)
     for key in dialect.drop_keys:
         out.pop(key, None)
     return out
@@ -87,12 +87,12 @@ def anthropic_to_openai(body: Mapping[str, Any], *, model: str, dialect: OpenAID
 
 def _messages(body: Mapping[str, Any], dialect: OpenAIDialect) -> list[JSONDict]:
     out: list[JSONDict] = []
-    system = _joined_text(body.get("system"))
+    system = joined_text(body.get("system"))
     if system:
         out.append({"role": dialect.system_role, "content": system})
     for role, blocks in turns(body.get("messages")):
         if role == "system":
-            text = _joined_text(blocks)
+            text = joined_text(blocks)
             if text:
                 out.append({"role": dialect.system_role, "content": text})
         elif role == "assistant":
@@ -102,16 +102,6 @@ def _messages(body: Mapping[str, Any], dialect: OpenAIDialect) -> list[JSONDict]
         else:
             _add_user_turn(blocks, dialect, out)
     return out
-
-
-def _joined_text(content: Any) -> str:
-    """A string, or the text of text blocks separated by a blank line (system prompts, search results)."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    texts = [b["text"] for b in content if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
-    return "\n\n".join(t for t in texts if t)
 
 
 def _assistant_message(blocks: list[Any], dialect: OpenAIDialect) -> JSONDict | None:
@@ -240,25 +230,15 @@ def _user_parts(block: Mapping[str, Any]) -> list[JSONDict]:
         text = block.get("text")
         return [{"type": "text", "text": text}] if isinstance(text, str) and text else []
     if kind == "image":
-        url = _source_url(block.get("source"))
+        url = source_url(block.get("source"))
         return [{"type": "image_url", "image_url": {"url": url}}] if url else []
     if kind == "document":
         return _document_parts(block)
     if kind == "search_result":
-        lines = [block.get("title"), block.get("source"), _joined_text(block.get("content"))]
+        lines = [block.get("title"), block.get("source"), joined_text(block.get("content"))]
         text = "\n".join(line for line in lines if isinstance(line, str) and line)
         return [{"type": "text", "text": text}] if text else []
     return []
-
-
-def _source_url(source: Any) -> str | None:
-    if not isinstance(source, Mapping):
-        return None
-    if source.get("type") == "base64" and isinstance(source.get("data"), str):
-        return f"data:{source.get('media_type') or 'application/octet-stream'};base64,{source['data']}"
-    if source.get("type") == "url" and isinstance(source.get("url"), str):
-        return str(source["url"])
-    return None
 
 
 def _document_parts(block: Mapping[str, Any]) -> list[JSONDict]:
@@ -365,18 +345,3 @@ def _thinking(thinking: Any, output_config: Any, dialect: OpenAIDialect) -> JSON
     if dialect.thinking_param == "deepseek":
         return {"thinking": {"type": "enabled"}}
     return {}
-
-
-def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> JSONDict:
-    """``extra`` deep-merged over ``base`` into a new dict: objects merge key by key, anything else replaces.
-
-    Values from ``extra`` are copied so the request can be changed later without touching the dialect.
-    """
-    out = dict(base)
-    for key, value in extra.items():
-        current = out.get(key)
-        if isinstance(value, Mapping) and isinstance(current, Mapping):
-            out[key] = _merged(current, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out

@@ -41,7 +41,7 @@ from typing import Any, Final
 
 import orjson
 
-from ccr_fast.protocol._anthropic_request import is_int, is_number, turns
+from ccr_fast.protocol._anthropic_request import is_int, is_number, joined_text, merged, source_url, turns
 from ccr_fast.protocol.anthropic_ids import from_anthropic_tool_id
 from ccr_fast.protocol.openai_dialect import OpenAIDialect
 from ccr_fast.protocol.openai_request import ADAPTIVE_EFFORT, EFFORT_BUCKETS
@@ -72,7 +72,7 @@ _SAMPLING: Final = ("temperature", "top_p")
 def anthropic_to_responses(body: Mapping[str, Any], *, model: str, dialect: OpenAIDialect) -> JSONDict:
     """Translate an Anthropic ``/v1/messages`` body for a Responses API upstream serving ``model``."""
     out: JSONDict = {"model": model}
-    instructions = _joined_text(body.get("system"))
+    instructions = joined_text(body.get("system"))
     if instructions:
         out["instructions"] = instructions
     out["input"] = _input(body, dialect)
@@ -97,7 +97,7 @@ def anthropic_to_responses(body: Mapping[str, Any], *, model: str, dialect: Open
         out["stream"] = True
     out["store"] = False
     if dialect.extra_body:
-        out = _merged(out, dialect.extra_body)
+        out = merged(out, dialect.extra_body)
     for key in dialect.drop_keys:
         out.pop(key, None)
     return out
@@ -140,7 +140,7 @@ def _input(body: Mapping[str, Any], dialect: OpenAIDialect) -> list[JSONDict]:
     items: list[JSONDict] = []
     for role, blocks in turns(body.get("messages")):
         if role == "system":
-            text = _joined_text(blocks)
+            text = joined_text(blocks)
             if text:
                 items.append(_message(dialect.system_role, [_input_text(text)]))
         elif role == "assistant":
@@ -156,16 +156,6 @@ def _message(role: str, content: list[JSONDict]) -> JSONDict:
 
 def _input_text(text: str) -> JSONDict:
     return {"type": "input_text", "text": text}
-
-
-def _joined_text(content: Any) -> str:
-    """A string, or the text of text blocks separated by a blank line (system prompts, search results)."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    texts = [b["text"] for b in content if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
-    return "\n\n".join(t for t in texts if t)
 
 
 def _add_assistant_turn(blocks: list[Any], items: list[JSONDict]) -> None:
@@ -276,25 +266,15 @@ def _user_parts(block: Mapping[str, Any]) -> list[JSONDict]:
         text = block.get("text")
         return [_input_text(text)] if isinstance(text, str) and text else []
     if kind == "image":
-        url = _source_url(block.get("source"))
+        url = source_url(block.get("source"))
         return [{"type": "input_image", "image_url": url, "detail": IMAGE_DETAIL}] if url else []
     if kind == "document":
         return _document_parts(block)
     if kind == "search_result":
-        lines = [block.get("title"), block.get("source"), _joined_text(block.get("content"))]
+        lines = [block.get("title"), block.get("source"), joined_text(block.get("content"))]
         text = "\n".join(line for line in lines if isinstance(line, str) and line)
         return [_input_text(text)] if text else []
     return []
-
-
-def _source_url(source: Any) -> str | None:
-    if not isinstance(source, Mapping):
-        return None
-    if source.get("type") == "base64" and isinstance(source.get("data"), str):
-        return f"data:{source.get('media_type') or 'application/octet-stream'};base64,{source['data']}"
-    if source.get("type") == "url" and isinstance(source.get("url"), str):
-        return str(source["url"])
-    return None
 
 
 def _document_parts(block: Mapping[str, Any]) -> list[JSONDict]:
@@ -362,15 +342,3 @@ def _tool_choice(choice: Any, names: set[str], out: JSONDict) -> None:
         out["tool_choice"] = {"type": "function", "name": choice["name"]}
     if choice.get("disable_parallel_tool_use") is True:
         out["parallel_tool_calls"] = False
-
-
-def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> JSONDict:
-    """``extra`` deep-merged over ``base`` into a new dict (values from ``extra`` copied)."""
-    out = dict(base)
-    for key, value in extra.items():
-        current = out.get(key)
-        if isinstance(value, Mapping) and isinstance(current, Mapping):
-            out[key] = _merged(current, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out

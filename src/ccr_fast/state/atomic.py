@@ -72,6 +72,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Final
 
+from ccr_fast.state.liveness import pid_alive
+
 __all__ = ["SYNC_PROTOCOL", "Atomics", "WritableBuffer"]
 
 #: what ``Atomics`` works on: a shared mapping in production, a ``bytearray`` in single-process tests
@@ -148,16 +150,6 @@ def _u64(value: int) -> int:
     if not 0 <= value <= _U64_MAX:
         raise OverflowError(f"{value} is not an unsigned 64-bit value")
     return value
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _closed_generation(word: int) -> int:
@@ -375,7 +367,7 @@ class Atomics:
 
     def _wait_for_writer(self, offset: int, seen: int, spins: int) -> memoryview:
         """Back off after a failed attempt; close the write of a dead writer once in a while."""
-        if spins % _SPINS_PER_LIVENESS_CHECK == 0 and not _alive(seen & _PID_MASK):
+        if spins % _SPINS_PER_LIVENESS_CHECK == 0 and not pid_alive(seen & _PID_MASK):
             self.cas(offset, seen, _closed_generation(seen))
         else:
             os.sched_yield()

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from ccr_fast.state.blocks import claim_block, find_block
+from ccr_fast.state.liveness import pid_alive
 from ccr_fast.state.table import KeyTable
 
 __all__ = ["WorkerGauges"]
@@ -38,16 +39,6 @@ __all__ = ["WorkerGauges"]
 _PID_SHIFT: Final = 32
 _LOW_MASK: Final = (1 << _PID_SHIFT) - 1
 _BIAS: Final = 1 << 31
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class WorkerGauges:
@@ -117,7 +108,7 @@ class WorkerGauges:
                     continue
                 alive = liveness.get(pid)
                 if alive is None:
-                    alive = liveness[pid] = _alive(pid)
+                    alive = liveness[pid] = pid_alive(pid)
                 if alive:
                     totals[field] += (word & _LOW_MASK) - _BIAS
                 elif atomics.cas(offset, word, 0):

@@ -48,6 +48,7 @@ from ccr_fast.config.errors import ConfigError, Problem
 from ccr_fast.config.reader import child, describe
 from ccr_fast.config.redact import redact_text
 from ccr_fast.state.gcra import Decision
+from ccr_fast.state.liveness import pid_alive
 from ccr_fast.state.redis_scripts import ADJUST, CHARGE, TAKE, TAKE_MANY
 from ccr_fast.state.shared import SharedState
 from ccr_fast.state.table import Key, TableFull
@@ -446,16 +447,6 @@ class RedisBackend:
         self._unreported = 0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 _LEASE_PREFIX: Final = b"redis-lease:"
 #: state words of a lease slot in the local key table (byte offsets from the first state word)
 _POOL: Final = 0  # units leased from Redis and not spent yet
@@ -557,7 +548,7 @@ class LeasedLimiter:
         """Become the machine's one refilling process; a refiller that died is replaced."""
         owner = self._atomics.load(word)
         pid = os.getpid()
-        if owner == 0 or (owner != pid and not _pid_alive(owner)):
+        if owner == 0 or (owner != pid and not pid_alive(owner)):
             return self._atomics.cas(word, owner, pid)
         return False
 

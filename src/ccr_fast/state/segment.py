@@ -51,6 +51,7 @@ from typing import Final, Protocol
 import orjson
 
 from ccr_fast import _speedups
+from ccr_fast.state.liveness import pid_alive
 
 __all__ = [
     "HEADER_BYTES",
@@ -275,16 +276,6 @@ def _check_prefix(prefix: str) -> None:
         raise ValueError(f"segment prefix {prefix!r} must be letters, digits, '.', '_' or '-'")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _protocol_name(protocol: int) -> str:
     return {1: "compiled atomics", 2: "the pure-Python atomics twin"}.get(protocol, f"protocol {protocol}")
 
@@ -378,7 +369,7 @@ class Segment:
             if match is None:
                 continue
             pid = int(match.group(1))
-            if 0 < pid < 1 << 31 and not _pid_alive(pid):
+            if 0 < pid < 1 << 31 and not pid_alive(pid):
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
                 _LOG.info("removed stale shared memory %s (pid %d is gone)", path.name, pid)

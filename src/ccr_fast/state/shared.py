@@ -14,6 +14,7 @@ import logging
 import os
 
 from ccr_fast.state.gcra import RateLimiter
+from ccr_fast.state.liveness import pid_alive
 from ccr_fast.state.segment import Layout, Segment
 from ccr_fast.state.table import KeyTable
 
@@ -26,16 +27,6 @@ SLOT_WORDS = 4
 
 log = logging.getLogger("ccr_fast.state")
 _local_ids = itertools.count()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SharedState:
@@ -84,7 +75,7 @@ class SharedState:
             if owner == pid:
                 self.worker_slot = slot
                 return slot
-            if (owner == 0 or not _alive(owner)) and atomics.cas(off, owner, pid):
+            if (owner == 0 or not pid_alive(owner)) and atomics.cas(off, owner, pid):
                 self.worker_slot = slot
                 return slot
         raise RuntimeError(f"all {MAX_WORKER_SLOTS} worker slots of the shared state are in use")
